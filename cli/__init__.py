@@ -1,0 +1,1 @@
+"""HeartEye cli."""

@@ -1,0 +1,53 @@
+"""Project settings shared by every HeartEye process (CLI, training, serving).
+
+MLflow's own variables (``MLFLOW_TRACKING_URI``, ``MLFLOW_TRACKING_USERNAME``, ``MLFLOW_S3_ENDPOINT_URL``,
+``AWS_*``) are read by MLflow itself and are deliberately not duplicated here.
+Serving extends this class with its own fields (``serving.settings.ServingSettings``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HearteyeSettings(BaseSettings):
+    """Settings read from ``HEARTEYE_*`` environment variables (and a ``.env`` file if present)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HEARTEYE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    home: Path = Field(
+        default=Path(".hearteye"),
+        description="Local state: dataset cache, the embedded MLflow store, the default database.",
+    )
+    mitdb_dir: Path | None = Field(
+        default=None,
+        description="Directory holding the MIT-BIH Arrhythmia Database records "
+        "(NNN.hea/.dat/.atr). Default: <home>/data/mitdb, where `ml data fetch` downloads it.",
+    )
+    env: Literal["development", "production"] = Field(
+        default="development",
+        description="Deployment environment; `production` refuses placeholder secrets.",
+    )
+
+    @property
+    def mitdb_path(self) -> Path:
+        """The effective MIT-BIH directory."""
+        return self.mitdb_dir if self.mitdb_dir is not None else self.home / "data" / "mitdb"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where built datasets are cached, keyed by their digest."""
+        return self.home / "cache"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> HearteyeSettings:
+    """The process-wide settings, read once on first use (never at import)."""
+    return HearteyeSettings()

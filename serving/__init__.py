@@ -1,0 +1,1 @@
+"""HeartEye serving."""
