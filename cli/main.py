@@ -1,10 +1,46 @@
-"""The `ml` command line."""
+"""The `ml` command line: a root group that loads each command module only when it is invoked.
+
+Heavy imports (mlflow, torch, xgboost) live inside command bodies, so `ml --help` stays instant.
+"""
 
 from __future__ import annotations
 
+import importlib
+import sys
+
 import click
 
+from cli.context import AppContext
 
-@click.group()
-def cli() -> None:
+#: command name -> "module:attribute". One module per command group.
+COMMANDS: dict[str, str] = {
+    "data": "cli.data:data",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hearteye", prog_name="ml")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """HeartEye: train, register, promote and serve ECG arrhythmia models."""
+    ctx.obj = AppContext()
+
+
+def main() -> None:  # pragma: no cover - console entry point wrapper
+    sys.exit(cli.main(standalone_mode=True))

@@ -1,0 +1,55 @@
+# HeartEye developer targets. Every target uses the virtual environment in .venv (`make install`).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON_BOOT ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+
+# The MIT-BIH records: ../shared/datasets/mitdb on the development machines, else set it yourself.
+SHARED_MITDB := $(abspath ../shared/datasets/mitdb)
+ifeq ($(origin HEARTEYE_MITDB_DIR), undefined)
+  ifneq ($(wildcard $(SHARED_MITDB)/100.hea),)
+    export HEARTEYE_MITDB_DIR := $(SHARED_MITDB)
+  endif
+endif
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## Create .venv with HeartEye and its development tools
+
+.PHONY: lint
+lint: install ## ruff (lint + format check), import contracts, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+.PHONY: format
+format: install ## Apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+.PHONY: test
+test: lint ## Set up and run every test tier
+	$(BIN)/pytest
+
+.PHONY: demo
+demo: install ## Set up and run the main job
+	$(BIN)/ml data info
+
+.PHONY: clean
+clean: ## Remove caches (keeps .venv and .hearteye)
+	rm -rf .pytest_cache .ruff_cache .mypy_cache
