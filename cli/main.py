@@ -15,6 +15,8 @@ from cli.context import AppContext
 #: command name -> "module:attribute". One module per command group.
 COMMANDS: dict[str, str] = {
     "data": "cli.data:data",
+    "db": "cli.db:db",
+    "users": "cli.users:users",
 }
 
 

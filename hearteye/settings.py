@@ -35,6 +35,36 @@ class HearteyeSettings(BaseSettings):
         default="development",
         description="Deployment environment; `production` refuses placeholder secrets.",
     )
+    database_url: str | None = Field(
+        default=None,
+        description="Platform database (users, prediction audit trail; not MLflow's) that "
+        "processes use at runtime, as the application role. `sqlite:///path` or "
+        "`postgresql+psycopg2://user:pass@host/db` (`postgresql://` is read as psycopg2). "
+        "Default: sqlite:///<home>/hearteye.db.",
+    )
+    database_owner_url: str | None = Field(
+        default=None,
+        description="PostgreSQL only: the schema owner's URL, used for migrations "
+        "(`ml db upgrade`, start-up upgrade); the same database as `database_url`. "
+        "Default: `database_url`.",
+    )
+    database_app_role: str | None = Field(
+        default=None,
+        description="PostgreSQL only: the role migrations grant runtime rights to (INSERT and "
+        "SELECT on the audit trail, no UPDATE/DELETE). Default: the user in `database_url` "
+        "when it differs from the owner's.",
+    )
+    database_pool_size: int = Field(
+        default=5,
+        ge=1,
+        description="Connections each process (each Gunicorn worker) keeps open to the platform "
+        "database; workers × (pool size + overflow) must stay under max_connections.",
+    )
+    database_max_overflow: int = Field(
+        default=5,
+        ge=0,
+        description="Extra connections a process may open beyond the pool under a burst.",
+    )
 
     @property
     def mitdb_path(self) -> Path:
@@ -45,6 +75,11 @@ class HearteyeSettings(BaseSettings):
     def cache_dir(self) -> Path:
         """Where built datasets are cached, keyed by their digest."""
         return self.home / "cache"
+
+    @property
+    def audit_spool_dir(self) -> Path:
+        """Where audit records wait, fsynced, while the platform database is unreachable."""
+        return self.home / "audit-spool"
 
 
 @lru_cache(maxsize=1)

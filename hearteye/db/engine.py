@@ -1,0 +1,93 @@
+"""Engines and sessions for the platform database: one pool per process, sized by settings.
+
+Create them after Gunicorn forks (in the app lifespan), never at import: a pool must not be
+shared across processes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from hearteye.db.config import is_sqlite, normalise_database_url, redact, sqlite_path
+from hearteye.db.errors import DatabaseUnavailableError
+
+#: Seconds a sqlite writer waits for another process's lock before giving up.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+def create_db_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 5,
+    connect_timeout_s: int = 5,
+    pooled: bool = True,
+) -> Engine:
+    """An engine for ``url`` (normalised first). ``pooled=False`` for one-shot jobs (migrations).
+
+    PostgreSQL connections are checked before use (``pool_pre_ping``) so a restarted server does
+    not surface as a failed request, and connecting gives up after ``connect_timeout_s``.
+    A sqlite file gets its directory created, WAL journaling and a busy timeout, so several
+    worker processes can share it.
+    """
+    url = normalise_database_url(url)
+    pool_args: dict[str, Any] = (
+        {"pool_size": pool_size, "max_overflow": max_overflow, "pool_pre_ping": True}
+        if pooled
+        else {"poolclass": NullPool}
+    )
+    if is_sqlite(url):
+        path = sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, **pool_args)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        return engine
+    return create_engine(
+        url,
+        connect_args={"connect_timeout": connect_timeout_s, "application_name": "hearteye"},
+        pool_recycle=1800,
+        **pool_args,
+    )
+
+
+def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=FULL")
+    finally:
+        cursor.close()
+
+
+def create_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions bound to ``engine``; use ``with sessions.begin() as session:`` per unit of work."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a database exception means "cannot reach the server" rather than "bad statement"."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def unavailable_error(engine: Engine, exc: BaseException) -> DatabaseUnavailableError:
+    """A typed error naming the (redacted) database for a connection failure."""
+    reason = (
+        str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    )
+    return DatabaseUnavailableError(f"platform database {redact(engine.url)} unavailable: {reason}")
+
+
+def has_table(engine: Engine, name: str) -> bool:
+    """Whether ``name`` exists (used by schema checks)."""
+    return inspect(engine).has_table(name)

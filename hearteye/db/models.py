@@ -1,0 +1,116 @@
+"""The platform database tables (SQLAlchemy 2.0 declarative). Migrations create them; keep in sync.
+
+Times are stored as UTC: ``timestamptz`` in PostgreSQL, naive-UTC text in sqlite, and always
+returned as timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Constraint names fixed by convention, so migrations can refer to them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROLES = ("clinician", "admin")
+USERS_TABLE = "users"
+AUDIT_TABLE = "prediction_audit"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend; naive datetimes are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: give a timezone-aware (UTC) time")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: JSON on sqlite, JSONB on PostgreSQL.
+JSONType: Any = JSON().with_variant(JSONB(), "postgresql")
+#: 64-bit key on PostgreSQL; sqlite's INTEGER PRIMARY KEY is its rowid (already 64-bit).
+BigIntKey: Any = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    """A person or client application allowed to use the API."""
+
+    __tablename__ = USERS_TABLE
+    __table_args__ = (CheckConstraint("role IN ('clinician', 'admin')", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AuditEntry(Base):
+    """One prediction request, answered or refused. Append-only: the app role cannot change it."""
+
+    __tablename__ = AUDIT_TABLE
+    __table_args__ = (
+        Index("ix_prediction_audit_occurred_at", "occurred_at"),
+        Index("ix_prediction_audit_username_occurred_at", "username", "occurred_at"),
+        Index("ix_prediction_audit_model", "model_name", "model_version"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, Identity(), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), unique=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    username: Mapped[str | None] = mapped_column(String(64))
+    client_addr: Mapped[str | None] = mapped_column(String(64))
+    route: Mapped[str] = mapped_column(String(128))
+    model_name: Mapped[str | None] = mapped_column(String(128))
+    model_version: Mapped[str | None] = mapped_column(String(32))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    signal_sha256: Mapped[str | None] = mapped_column(String(64))
+    n_beats: Mapped[int | None] = mapped_column(Integer)
+    label_counts: Mapped[dict[str, int] | None] = mapped_column(JSONType)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    status_code: Mapped[int] = mapped_column(Integer)

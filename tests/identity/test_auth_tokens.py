@@ -1,0 +1,223 @@
+"""Access tokens: the full create/verify round trip, every refused token, the secret checks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from hearteye.auth_tokens import (
+    ExpiredTokenError,
+    InvalidAudienceError,
+    InvalidClaimsError,
+    InvalidIssuerError,
+    InvalidSignatureError,
+    InvalidTokenError,
+    MalformedTokenError,
+    MissingTokenError,
+    TokenError,
+    UnsupportedAlgorithmError,
+    check_jwt_secret,
+    create_access_token,
+    resolve_jwt_secret,
+    verify_access_token,
+)
+from hearteye.errors import ConfigurationError
+from hearteye.identity import Role
+
+SECRET = secrets.token_hex(32)
+OTHER_SECRET = secrets.token_hex(32)
+ISSUER = "hearteye"
+AUDIENCE = "hearteye-api"
+CHECK: dict[str, Any] = {"secret": SECRET, "issuer": ISSUER, "audience": AUDIENCE}
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = int(datetime.now(UTC).timestamp())
+    payload: dict[str, Any] = {
+        "sub": "alice",
+        "role": "clinician",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 600,
+    }
+    payload.update(overrides)
+    return {k: v for k, v in payload.items() if v is not None}
+
+
+def b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def test_round_trip() -> None:
+    issued = create_access_token("alice", Role.ADMIN, ttl_s=900, **CHECK)
+    assert issued.token_type == "bearer"
+    assert issued.expires_in == 900
+    verified = verify_access_token(issued.access_token, **CHECK)
+    assert verified.subject == "alice"
+    assert verified.role is Role.ADMIN
+    assert verified.issuer == ISSUER
+    assert verified.audience == AUDIENCE
+    assert verified.expires_at == issued.expires_at
+    assert verified.expires_at - verified.issued_at == timedelta(seconds=900)
+    assert verified.token_id
+    header = jwt.get_unverified_header(issued.access_token)
+    assert header["alg"] == "HS256"
+
+
+@pytest.mark.parametrize("token", [None, "", "   "])
+def test_missing_token(token: str | None) -> None:
+    with pytest.raises(MissingTokenError):
+        verify_access_token(token, **CHECK)
+
+
+def test_expired_token() -> None:
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    issued = create_access_token("alice", "clinician", ttl_s=60, now=long_ago, **CHECK)
+    with pytest.raises(ExpiredTokenError):
+        verify_access_token(issued.access_token, **CHECK)
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["not-a-token", "a.b.c", "a.b", "....", b64({"alg": "HS256"}) + ".e30", "Bearer x.y.z"],
+)
+def test_malformed_token(token: str) -> None:
+    with pytest.raises(MalformedTokenError):
+        verify_access_token(token, **CHECK)
+
+
+def test_wrong_signature() -> None:
+    forged = create_access_token("alice", "admin", ttl_s=60, **{**CHECK, "secret": OTHER_SECRET})
+    with pytest.raises(InvalidSignatureError):
+        verify_access_token(forged.access_token, **CHECK)
+
+
+def test_tampered_payload() -> None:
+    header, _, signature = create_access_token(
+        "alice", "clinician", ttl_s=60, **CHECK
+    ).access_token.split(".")
+    tampered = f"{header}.{b64(claims(role='admin'))}.{signature}"
+    with pytest.raises(InvalidSignatureError):
+        verify_access_token(tampered, **CHECK)
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE"])
+@pytest.mark.parametrize("signature", ["", "c2lnbmF0dXJl"])
+def test_alg_none(alg: str, signature: str) -> None:
+    token = f"{b64({'alg': alg, 'typ': 'JWT'})}.{b64(claims(role='admin'))}.{signature}"
+    with pytest.raises(UnsupportedAlgorithmError):
+        verify_access_token(token, **CHECK)
+
+
+def test_other_algorithms_are_refused() -> None:
+    hs512 = jwt.encode(claims(), SECRET, algorithm="HS512")
+    with pytest.raises(UnsupportedAlgorithmError):
+        verify_access_token(hs512, **CHECK)
+
+
+def test_wrong_issuer() -> None:
+    token = create_access_token("alice", "clinician", ttl_s=60, **{**CHECK, "issuer": "evil"})
+    with pytest.raises(InvalidIssuerError):
+        verify_access_token(token.access_token, **CHECK)
+
+
+def test_wrong_audience() -> None:
+    token = create_access_token("alice", "clinician", ttl_s=60, **{**CHECK, "audience": "mlflow"})
+    with pytest.raises(InvalidAudienceError):
+        verify_access_token(token.access_token, **CHECK)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        claims(exp=None),
+        claims(iat=None),
+        claims(sub=None),
+        claims(iss=None),
+        claims(aud=None),
+        claims(role="root"),
+        claims(role=None),
+        claims(sub=""),
+        claims(iat=int(datetime.now(UTC).timestamp()) + 3600),
+    ],
+)
+def test_bad_claims(payload: dict[str, Any]) -> None:
+    token = jwt.encode(payload, SECRET, algorithm="HS256")
+    with pytest.raises(InvalidTokenError) as exc:
+        verify_access_token(token, **CHECK)
+    assert isinstance(exc.value, InvalidClaimsError | InvalidIssuerError | InvalidAudienceError)
+
+
+def test_every_refusal_is_a_token_error() -> None:
+    """The API maps TokenError to 401 in one place."""
+    for error in (
+        MissingTokenError,
+        ExpiredTokenError,
+        MalformedTokenError,
+        InvalidSignatureError,
+        UnsupportedAlgorithmError,
+        InvalidIssuerError,
+        InvalidAudienceError,
+        InvalidClaimsError,
+    ):
+        assert issubclass(error, TokenError)
+
+
+def test_short_secret_cannot_sign() -> None:
+    with pytest.raises(ConfigurationError, match="at least 32"):
+        create_access_token(
+            "alice", "clinician", ttl_s=60, secret="short", issuer=ISSUER, audience=AUDIENCE
+        )
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        None,
+        "",
+        "changeme",
+        "too-short-but-random-7f3a",
+        "change-me-to-a-random-64-character-string",
+        "change-me-at-least-32-random-characters",  # .env.example's value
+        "CHANGEME-CHANGEME-CHANGEME-CHANGEME",
+        "please-replace-me-with-something-long",
+        "your-secret-key-goes-here-and-is-long",
+        "a" * 64,
+        "abababababababababababababababababab",
+    ],
+)
+def test_production_refuses_missing_short_or_placeholder_secrets(secret: str | None) -> None:
+    with pytest.raises(ConfigurationError, match="HEARTEYE_JWT_SECRET"):
+        check_jwt_secret(secret, production=True)
+    with pytest.raises(ConfigurationError, match="HEARTEYE_JWT_SECRET"):
+        resolve_jwt_secret(secret, env="production", home=Path("/nonexistent"))
+
+
+def test_production_accepts_a_random_secret() -> None:
+    assert check_jwt_secret(SECRET, production=True) == SECRET
+    assert resolve_jwt_secret(SECRET, env="production", home=Path("/nonexistent")) == SECRET
+
+
+def test_development_generates_one_stable_secret(tmp_path: Path) -> None:
+    first = resolve_jwt_secret(None, env="development", home=tmp_path)
+    second = resolve_jwt_secret("", env="development", home=tmp_path)
+    assert first == second
+    assert len(first) >= 32
+    path = tmp_path / "jwt-secret"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["jwt-secret"]
+    # a development placeholder is tolerated, a short one is not
+    assert resolve_jwt_secret(
+        "change-me-to-a-random-64-character-string", env="development", home=tmp_path
+    )
+    with pytest.raises(ConfigurationError):
+        resolve_jwt_secret("short", env="development", home=tmp_path)

@@ -1,0 +1,187 @@
+"""`ml db` and `ml users` through click's CliRunner, on the embedded sqlite default."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from click.testing import CliRunner, Result
+
+from cli.main import cli
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing(monkeypatch: pytest.MonkeyPatch, fast_hasher: PasswordHasher) -> None:
+    monkeypatch.setattr("hearteye.identity.default_password_hasher", lambda: fast_hasher)
+
+
+def ml(*args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), input=input)
+
+
+@pytest.fixture
+def upgraded(isolated_state: Path) -> Path:
+    result = ml("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    return isolated_state
+
+
+def test_db_upgrade_and_current(isolated_state: Path) -> None:
+    current = ml("db", "current", "--json")
+    assert current.exit_code == 0, current.output
+    assert json.loads(current.stdout) == {
+        "url": f"sqlite:///{(isolated_state / 'hearteye.db').resolve()}",
+        "current": None,
+        "head": "0001",
+        "up_to_date": False,
+    }
+    first = ml("db", "upgrade")
+    assert first.exit_code == 0, first.output
+    assert first.stdout.strip() == "0001"  # data on stdout
+    assert "Upgraded empty database -> 0001" in first.stderr  # status on stderr
+    again = ml("db", "upgrade", "--json")
+    assert json.loads(again.stdout)["applied"] is False
+    assert ml("db", "current").stdout.strip() == "0001"
+
+
+def test_users_need_an_upgraded_database(isolated_state: Path) -> None:
+    result = ml("users", "list")
+    assert result.exit_code == 1
+    assert "run `ml db upgrade`" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_add_list_disable_enable(upgraded: Path) -> None:
+    added = ml(
+        "users",
+        "add",
+        "Alice",
+        "--role",
+        "clinician",
+        "--password-stdin",
+        "--json",
+        input=PASSWORD + "\n",
+    )
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.stdout)["username"] == "alice"
+    assert "Added clinician alice" in added.stderr
+    assert (
+        ml(
+            "users", "add", "root", "--role", "admin", "--password-stdin", input=PASSWORD + "\n"
+        ).exit_code
+        == 0
+    )
+
+    listed = ml("users", "list", "--json")
+    assert listed.exit_code == 0
+    users = json.loads(listed.stdout)
+    assert [(u["username"], u["role"], u["disabled"]) for u in users] == [
+        ("alice", "clinician", False),
+        ("root", "admin", False),
+    ]
+    table = ml("users", "list")
+    assert "alice" in table.stdout
+    assert "clinician" in table.stdout
+
+    disabled = ml("users", "disable", "alice")
+    assert disabled.exit_code == 0, disabled.output
+    assert "Disabled alice" in disabled.stderr
+    assert json.loads(ml("users", "list", "--json").stdout)[0]["disabled"] is True
+    assert ml("users", "enable", "alice").exit_code == 0
+    assert json.loads(ml("users", "list", "--json").stdout)[0]["disabled"] is False
+
+
+def test_password_prompt_is_hidden_and_confirmed(upgraded: Path) -> None:
+    result = ml("users", "add", "bob", "--role", "admin", input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    assert PASSWORD not in result.output  # never echoed
+    assert "Repeat for confirmation" in result.stderr
+
+    mismatch = ml(
+        "users", "add", "carol", "--role", "admin", input=f"{PASSWORD}\nsomething else!\n"
+    )
+    assert mismatch.exit_code != 0
+    assert "do not match" in mismatch.stderr
+    assert "carol" not in ml("users", "list", "--json").stdout
+
+
+def test_set_password(upgraded: Path) -> None:
+    from hearteye.db import create_db_engine, create_session_factory, database_config
+    from hearteye.identity import InvalidCredentialsError, UserStore
+    from hearteye.settings import get_settings
+
+    ml("users", "add", "dana", "--role", "clinician", "--password-stdin", input=PASSWORD + "\n")
+    changed = ml(
+        "users", "set-password", "DANA", "--password-stdin", input="another long passphrase\n"
+    )
+    assert changed.exit_code == 0, changed.output
+    assert "Password of dana changed" in changed.stderr
+    prompted = ml("users", "set-password", "dana", input="third passphrase!\nthird passphrase!\n")
+    assert prompted.exit_code == 0, prompted.output
+
+    engine = create_db_engine(database_config(get_settings()).url)
+    store = UserStore(create_session_factory(engine))
+    assert store.authenticate("dana", "third passphrase!").username == "dana"
+    with pytest.raises(InvalidCredentialsError):
+        store.authenticate("dana", PASSWORD)
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "code", "message"),
+    [
+        (
+            ("users", "add", "erin", "--role", "root", "--password-stdin"),
+            PASSWORD,
+            2,
+            "'root' is not one of",
+        ),
+        (
+            ("users", "add", "erin", "--role", "admin", "--password-stdin"),
+            "short",
+            1,
+            "shorter than 12",
+        ),
+        (
+            ("users", "add", "erin", "--role", "admin", "--password-stdin"),
+            "",
+            1,
+            "password is empty",
+        ),
+        (
+            ("users", "add", "bad name", "--role", "admin", "--password-stdin"),
+            PASSWORD,
+            1,
+            "username",
+        ),
+        (
+            ("users", "add", "taken", "--role", "admin", "--password-stdin"),
+            PASSWORD,
+            1,
+            "already exists",
+        ),
+        (("users", "disable", "ghost"), None, 1, "no user named 'ghost'"),
+        (("users", "set-password", "ghost", "--password-stdin"), PASSWORD, 1, "no user named"),
+        (("users", "set-password", "taken", "--password-stdin"), "tiny", 1, "shorter than 12"),
+    ],
+)
+def test_clear_errors(
+    upgraded: Path, args: tuple[str, ...], stdin: str | None, code: int, message: str
+) -> None:
+    ml("users", "add", "taken", "--role", "clinician", "--password-stdin", input=PASSWORD + "\n")
+    result = ml(*args, input=None if stdin is None else stdin + "\n")
+    assert result.exit_code == code, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_configuration_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEARTEYE_DATABASE_URL", "postgresql+psycopg://u@db/h")
+    result = ml("db", "upgrade")
+    assert result.exit_code == 1
+    assert "not installed" in result.stderr
+    assert "psycopg2" in result.stderr
