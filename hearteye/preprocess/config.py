@@ -24,6 +24,7 @@ class PreprocessConfig:
     #: Zero-phase band-pass that removes baseline wander and high-frequency noise (Hz).
     bandpass_low_hz: float = 0.5
     bandpass_high_hz: float = 40.0
+    #: High-pass applications: order 2 falls off as f**4 below ``bandpass_low_hz`` (conditioning).
     bandpass_order: int = 2
     #: Beat window around each R peak (seconds before / after).
     window_before_s: float = 0.25
@@ -34,6 +35,23 @@ class PreprocessConfig:
     peak_snap_s: float = 0.05
     #: QRS detector: shortest allowed distance between beats (s).
     refractory_s: float = 0.2
+    #: QRS detector: span of each half of the boxcar derivative that emphasises the QRS band (s).
+    qrs_derivative_s: float = 0.025
+    #: QRS detector: moving-window integration of the squared derivative (s).
+    qrs_integration_s: float = 0.15
+    #: QRS detector: a candidate is a beat above noise + this fraction of (signal - noise) level.
+    qrs_threshold: float = 0.25
+    #: QRS detector: after a gap this many times the recent RR average, search back for a beat ...
+    qrs_searchback_rr: float = 1.66
+    #: ... accepting the largest candidate above this fraction of the threshold.
+    qrs_searchback_threshold: float = 0.5
+    #: QRS detector: a candidate this soon after a beat (s) with less than ``qrs_twave_slope``
+    #: of its steepest slope is a T wave (and a beat that steep replaces a shallow one: a P wave).
+    qrs_twave_s: float = 0.36
+    qrs_twave_slope: float = 0.5
+    #: QRS detector: candidates with less peak-to-peak amplitude (mV) within ``peak_snap_s`` are
+    #: never beats (flat line, lead off).
+    qrs_min_amplitude_mv: float = 0.05
     #: RR context: the local average spans this many preceding intervals ...
     local_rr_beats: int = 10
     #: ... and the "global" average is the median over this many intervals centred on the beat.

@@ -1,0 +1,276 @@
+"""QRS (R-peak) detection on the conditioned signal, and the one rule that places R peaks.
+
+A vectorised Pan-Tompkins-style detector (Pan & Tompkins, IEEE TBME 1985):
+
+1. Feature: a boxcar derivative (difference of two adjacent ``qrs_derivative_s`` moving sums, a
+   band-pass peaking near 13 Hz at the defaults), squared, then a centred moving-window integral
+   of ``qrs_integration_s``. All moving windows are running sums (``scipy.ndimage``).
+2. Candidates: the integral's local maxima at least ``refractory_s`` apart (``find_peaks``);
+   candidates whose peak-to-peak amplitude within ``peak_snap_s`` is below
+   ``qrs_min_amplitude_mv`` are dropped (a flat line yields nothing).
+3. Decision, one pass over the candidates (a few dozen for a 10-s strip): adaptive signal and noise
+   levels learnt from the first 2 s; a candidate above noise + ``qrs_threshold`` x (signal - noise)
+   is a beat, unless it follows a beat within ``qrs_twave_s`` with under ``qrs_twave_slope`` of its
+   steepest slope (a T wave); a steep beat closely following a shallow one replaces it (a P wave).
+   After a gap of ``qrs_searchback_rr`` x the mean of the last 8 RR intervals, the largest skipped
+   candidate above ``qrs_searchback_threshold`` x threshold is taken (search back).
+4. Every beat is snapped with :func:`snap_peaks`: to the largest absolute deflection of the
+   conditioned signal within ``peak_snap_s`` -- where the MIT-BIH reference annotations sit.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+from scipy import signal as sps
+
+from hearteye.errors import SignalError
+from hearteye.preprocess.config import PreprocessConfig
+
+IntArray = npt.NDArray[np.int64]
+
+#: Initial signal and noise levels come from the feature's first seconds (s) ...
+LEARNING_S = 2.0
+#: ... and are then refined by a first decision pass over this much signal (s), after which the
+#: detector starts again from the beginning, so the first beats of a strip are judged as well.
+WARMUP_S = 8.0
+#: RR interval assumed before two beats have been seen (s), for the search-back limit.
+DEFAULT_RR_S = 1.0
+#: RR intervals averaged for the search-back limit.
+RR_HISTORY = 8
+#: One beat moves the signal level towards its height capped at this multiple of the level, so a
+#: few giant ectopic beats cannot lift the threshold above the normal beats that follow.
+LEVEL_CLIP = 2.0
+
+_EMPTY = np.empty(0, dtype=np.int64)
+_EMPTY.flags.writeable = False
+
+
+def detect_r_peaks(conditioned: npt.ArrayLike, config: PreprocessConfig) -> IntArray:
+    """Sorted unique R-peak sample positions (at ``config.fs``) in a conditioned signal.
+
+    ``conditioned`` is the output of :func:`hearteye.preprocess.conditioning.condition`. Works on
+    anything from a 2-s strip to a whole record. A flat, empty or too short signal gives an empty
+    array; a signal that is not 1-D or holds NaN/Inf raises :class:`SignalError` (``"signal"``).
+    """
+    x = _as_signal(conditioned)
+    n = len(x)
+    fs = config.fs
+    if n < 3 or not np.any(x):
+        return _EMPTY.copy()
+    refractory = max(round(config.refractory_s * fs), 1)
+
+    slope, feature = _feature(x, config)
+    cand, _ = sps.find_peaks(feature, distance=refractory)
+    if len(cand) == 0:
+        return _EMPTY.copy()
+
+    # One (candidates x window) gather serves amplitude, slope and R-peak placement.
+    window = _windows(cand, _snap_radius(config), n)
+    seg = x[window]
+    big = seg.max(axis=1) - seg.min(axis=1) >= config.qrs_min_amplitude_mv
+    if not big.any():
+        return _EMPTY.copy()
+    cand, window, seg = cand[big], window[big], seg[big]
+    r_peak = window[np.arange(len(cand)), np.abs(seg).argmax(axis=1)]
+
+    pos, height = cand.tolist(), feature[cand].tolist()
+    steep = slope[window].max(axis=1).tolist()
+    learn = feature[: max(int(LEARNING_S * fs), 1)]
+    levels = (0.25 * float(learn.max()), 0.5 * float(learn.mean()))
+    warm = int(WARMUP_S * fs)
+    k = int(np.searchsorted(cand, warm))
+    _, levels = _decide(pos[:k], height[:k], steep[:k], min(n, warm), levels, refractory, config)
+    beats, _ = _decide(pos, height, steep, n, levels, refractory, config)
+    if len(beats) > 1 and pos[beats[0]] < config.qrs_twave_s * fs:
+        # Nothing precedes the first beat to judge it against: a shallow one this close to the
+        # start is taken for the T wave of a beat cut off by the start of the strip.
+        others = sorted(steep[b] for b in beats[1:])
+        median = (others[(len(others) - 1) // 2] + others[len(others) // 2]) / 2
+        if steep[beats[0]] < config.qrs_twave_slope * median:
+            beats = beats[1:]
+    return np.unique(r_peak[np.asarray(beats, dtype=np.intp)]).astype(np.int64)
+
+
+def snap_peaks(
+    conditioned: npt.ArrayLike, peaks: npt.ArrayLike, config: PreprocessConfig
+) -> IntArray:
+    """Move each position to the largest absolute deflection within ``config.peak_snap_s``.
+
+    The detector places its beats with the same rule, so beat windows line up identically whether
+    the peaks come from reference annotations, from a caller or from :func:`detect_r_peaks`.
+    One output per input, in input order (two inputs may snap to the same peak). Raises
+    :class:`SignalError` (field ``"peaks"``) for positions outside the signal.
+    """
+    x = _as_signal(conditioned)
+    try:
+        p = np.asarray(peaks)
+        if p.size == 0:
+            return np.empty(0, dtype=np.int64)
+        if p.ndim != 1 or not (
+            np.issubdtype(p.dtype, np.integer)
+            or (np.issubdtype(p.dtype, np.floating) and np.all(np.mod(p, 1) == 0))
+        ):
+            raise ValueError(f"shape {p.shape}, dtype {p.dtype}")
+    except (TypeError, ValueError) as exc:
+        raise SignalError("peaks", f"expected a 1-D sequence of sample positions ({exc})") from None
+    p = p.astype(np.int64)
+    if p.min() < 0 or p.max() >= len(x):
+        raise SignalError(
+            "peaks", f"positions {p.min()}..{p.max()} lie outside the signal (0..{len(x) - 1})"
+        )
+    window = _windows(p, _snap_radius(config), len(x))
+    return window[np.arange(len(p)), np.abs(x[window]).argmax(axis=1)].astype(np.int64)
+
+
+def match_beats(
+    reference: npt.ArrayLike, detected: npt.ArrayLike, tolerance: int
+) -> tuple[int, int, int]:
+    """One-to-one matching of sorted beat positions within ``tolerance`` samples.
+
+    Returns (true positives, false negatives, false positives). Greedy in time order, which is a
+    maximum matching for points on a line.
+    """
+    ref = np.asarray(reference, dtype=np.int64).tolist()
+    det = np.asarray(detected, dtype=np.int64).tolist()
+    i = j = tp = 0
+    while i < len(ref) and j < len(det):
+        d = det[j] - ref[i]
+        if d < -tolerance:
+            j += 1
+        elif d > tolerance:
+            i += 1
+        else:
+            tp += 1
+            i += 1
+            j += 1
+    return tp, len(ref) - tp, len(det) - tp
+
+
+def _as_signal(conditioned: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    try:
+        x = np.asarray(conditioned, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise SignalError("signal", f"not a numeric sequence ({exc})") from None
+    if x.ndim != 1:
+        raise SignalError("signal", f"expected one lead (a 1-D sequence), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise SignalError("signal", "NaN or infinite samples: condition the signal first")
+    return x
+
+
+def _snap_radius(config: PreprocessConfig) -> int:
+    return max(round(config.peak_snap_s * config.fs), 0)
+
+
+def _windows(centres: npt.NDArray[np.int64], radius: int, n: int) -> npt.NDArray[np.intp]:
+    """Sample indices within ``radius`` of each centre, clipped to the signal, one row per centre.
+
+    Columns run outwards from the centre (0, -1, +1, -2, +2, ...), so ``argmax`` over a row breaks
+    ties in favour of the sample nearest the centre.
+    """
+    return np.clip(centres[:, None] + _outward(radius), 0, n - 1)
+
+
+@lru_cache(maxsize=8)
+def _outward(radius: int) -> npt.NDArray[np.int64]:
+    offsets = np.zeros(2 * radius + 1, dtype=np.int64)
+    offsets[1::2] = -np.arange(1, radius + 1)
+    offsets[2::2] = np.arange(1, radius + 1)
+    offsets.flags.writeable = False
+    return offsets
+
+
+def _feature(
+    x: npt.NDArray[np.float64], config: PreprocessConfig
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(|boxcar derivative|, moving-window integral of its square)."""
+    n = len(x)
+    m = round(config.qrs_derivative_s * config.fs) // 2 * 2 + 1
+    w = round(config.qrs_integration_s * config.fs) // 2 * 2 + 1
+    a = (m + 1) // 2  # mean of x[k+1 .. k+m] sits at k + a, mean of x[k-m .. k-1] at k - a
+    deriv = np.zeros(n)
+    if n > 2 * a:
+        mean = ndimage.uniform_filter1d(x, m, mode="reflect")
+        np.subtract(mean[2 * a :], mean[: n - 2 * a], out=deriv[a : n - a])
+    energy = deriv * deriv
+    np.abs(deriv, out=deriv)
+    return deriv, ndimage.uniform_filter1d(energy, w, mode="constant")
+
+
+def _decide(
+    pos: list[int],
+    height: list[float],
+    steep: list[float],
+    n: int,
+    levels: tuple[float, float],
+    refractory: int,
+    config: PreprocessConfig,
+) -> tuple[list[int], tuple[float, float]]:
+    """Pan-Tompkins decision rules over the candidates of a signal of ``n`` samples.
+
+    Returns the indices of the candidates that are beats, and the final (signal, noise) levels.
+    """
+    fraction = config.qrs_threshold
+    twave = config.qrs_twave_s * config.fs
+    twave_slope = config.qrs_twave_slope
+    searchback_rr = config.qrs_searchback_rr
+    searchback_fraction = config.qrs_searchback_threshold
+    default_rr = DEFAULT_RR_S * config.fs
+
+    spk, npk = levels
+    thr = npk + fraction * (spk - npk)
+    beats: list[int] = []
+    rrs: list[int] = []
+    limit = searchback_rr * default_rr  # the longest gap after the last beat before searching back
+
+    def is_twave(j: int, last: int) -> bool:
+        return pos[j] - pos[last] < twave and steep[j] < twave_slope * steep[last]
+
+    def add(j: int) -> None:
+        nonlocal limit
+        if beats:
+            rrs.append(pos[j] - pos[beats[-1]])
+            history = rrs[-RR_HISTORY:]
+            limit = searchback_rr * sum(history) / len(history)
+        beats.append(j)
+
+    def search_back(upto: int, at: int) -> None:
+        """While the gap before position ``at`` is too long, take the best skipped candidate."""
+        nonlocal spk, thr
+        while at - (pos[beats[-1]] if beats else 0) > limit:
+            last = beats[-1] if beats else -1
+            best, best_h = -1, searchback_fraction * thr
+            for j in range(last + 1, upto):
+                if height[j] <= best_h:
+                    continue
+                if beats and (pos[j] - pos[last] < refractory or is_twave(j, last)):
+                    continue
+                best, best_h = j, height[j]
+            if best < 0:
+                return
+            add(best)
+            spk = 0.25 * min(best_h, LEVEL_CLIP * spk) + 0.75 * spk
+            thr = npk + fraction * (spk - npk)
+
+    last_pos = 0
+    for i, h in enumerate(height):
+        p = pos[i]
+        if p - last_pos > limit:
+            search_back(i, p)
+        if h > thr and not (beats and is_twave(i, beats[-1])):
+            if beats and p - pos[beats[-1]] < twave and steep[beats[-1]] < twave_slope * steep[i]:
+                beats.pop()  # the previous "beat" was a P wave (or noise) just before this QRS
+                if rrs:
+                    rrs.pop()
+            add(i)
+            spk = 0.125 * min(h, LEVEL_CLIP * spk) + 0.875 * spk
+        else:
+            npk = 0.125 * h + 0.875 * npk
+        thr = npk + fraction * (spk - npk)
+        last_pos = pos[beats[-1]] if beats else 0
+    search_back(len(height), n)
+    return beats, (spk, npk)
