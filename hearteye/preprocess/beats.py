@@ -1,0 +1,264 @@
+"""Beat segmentation and per-beat features, computed from the conditioned signal.
+
+Every quantity is local: a beat's window, its RR context and its reference template use a bounded
+neighbourhood of beats, so a 10-s strip and the 30-min record it was cut from give the same values
+for beats away from the strip's edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
+from hearteye.preprocess.config import PreprocessConfig
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: RR interval assumed when a strip holds a single beat (s; 75 bpm).
+NOMINAL_RR_S: Final = 0.8
+#: Half-width of the neighbourhood used for the amplitude reference and the beat template.
+TEMPLATE_HALF_BEATS: Final = 8
+#: QRS region used for amplitude, energy and width (s around the R peak).
+QRS_HALF_S: Final = 0.06
+#: Number of waveform samples taken across the QRS (−50…+100 ms) and the T wave (+150…+450 ms).
+QRS_POINTS: Final = 10
+T_POINTS: Final = 8
+
+RR_FEATURES: Final = (
+    "pre_rr",
+    "post_rr",
+    "local_rr",
+    "global_rr",
+    "pre_over_local",
+    "post_over_local",
+    "pre_over_post",
+    "pre_over_global",
+    "post_over_global",
+    "local_over_global",
+    "pre_over_prev",
+    "rr_irregularity",
+)
+MORPHOLOGY_FEATURES: Final = (
+    "qrs_p2p_mv",
+    "qrs_p2p_rel",
+    "r_value_rel",
+    "qrs_energy_rel",
+    "qrs_width_s",
+    "t_max_rel",
+    "t_min_rel",
+    "p_energy_rel",
+    "template_corr",
+    "template_rms_rel",
+    "p_corr",
+    "p_energy_over_template",
+    "p_consistency",
+    "rr_irregular_fraction",
+    *(f"qrs_{i}" for i in range(QRS_POINTS)),
+    *(f"t_{i}" for i in range(T_POINTS)),
+)
+FEATURE_NAMES: Final[tuple[str, ...]] = (*RR_FEATURES, *MORPHOLOGY_FEATURES)
+N_RR_FEATURES: Final = len(RR_FEATURES)
+
+
+@dataclass(frozen=True)
+class Beats:
+    """Per-beat model inputs for one signal.
+
+    ``windows`` are amplitude-normalised beat windows decimated by ``config.window_step``
+    (the sequence model's input); ``features`` follow :data:`FEATURE_NAMES` (the tree model's input;
+    its first :data:`N_RR_FEATURES` columns are the RR context the sequence model also uses).
+    """
+
+    peaks: IntArray  # canonical-rate sample positions
+    windows: npt.NDArray[np.float32]  # (n, config.sequence_length)
+    features: npt.NDArray[np.float32]  # (n, len(FEATURE_NAMES))
+
+    def __len__(self) -> int:
+        return len(self.peaks)
+
+
+def extract_beats(x: FloatArray, peaks: IntArray, config: PreprocessConfig) -> Beats:
+    """Windows and features for each R peak in the conditioned signal ``x`` (canonical rate)."""
+    peaks = np.asarray(peaks, dtype=np.int64)
+    n = len(peaks)
+    if n == 0:
+        return Beats(
+            peaks=peaks,
+            windows=np.zeros((0, config.sequence_length), np.float32),
+            features=np.zeros((0, len(FEATURE_NAMES)), np.float32),
+        )
+    raw = _windows(x, peaks, config)  # (n, window_length), mV
+    fs = config.fs
+    centre = config.window_before
+    qrs = slice(centre - round(QRS_HALF_S * fs), centre + round(QRS_HALF_S * fs) + 1)
+
+    p2p = raw[:, qrs].max(axis=1) - raw[:, qrs].min(axis=1)
+    amp_ref = _rolling_median(p2p, TEMPLATE_HALF_BEATS)
+    amp_ref = np.where(amp_ref > 1e-3, amp_ref, 1e-3)
+    norm = raw / amp_ref[:, None]
+    # Remove each beat's isoelectric level (median of the window) after scaling.
+    norm -= np.median(norm, axis=1, keepdims=True)
+
+    rr = rr_features(peaks, config)
+    morph = _morphology(norm, p2p, amp_ref, rr[:, 0], config)
+    windows = norm[:, :: config.window_step].astype(np.float32)
+    features = np.concatenate([rr, morph], axis=1).astype(np.float32)
+    return Beats(peaks=peaks, windows=windows, features=features)
+
+
+def rr_features(peaks: IntArray, config: PreprocessConfig) -> FloatArray:
+    """RR-interval features (s and ratios), columns as :data:`RR_FEATURES`."""
+    n = len(peaks)
+    rr = np.diff(peaks).astype(np.float64) / config.fs
+    if n == 1:
+        pre = post = np.array([NOMINAL_RR_S])
+    else:
+        pre = np.concatenate([[rr[0]], rr])  # the first beat borrows its successor's interval
+        post = np.concatenate([rr, [rr[-1]]])  # the last beat borrows its predecessor's
+    local = _rolling_mean(pre, config.local_rr_beats // 2)
+    glob = _rolling_mean(pre, config.global_rr_beats // 2)
+    cols = [
+        pre,
+        post,
+        local,
+        glob,
+        pre / local,
+        post / local,
+        pre / post,
+        pre / glob,
+        post / glob,
+        local / glob,
+        pre / np.concatenate([[pre[0]], pre[:-1]]),
+        _rolling_mean(np.abs(np.diff(pre, prepend=pre[0])), config.local_rr_beats // 2) / local,
+    ]
+    return np.stack(cols, axis=1)
+
+
+def _windows(x: FloatArray, peaks: IntArray, config: PreprocessConfig) -> FloatArray:
+    """(n, window_length) windows; the signal is zero-padded so edge beats keep full windows."""
+    before, after = config.window_before, config.window_after
+    padded = np.pad(x, (before, after))
+    starts = np.clip(
+        peaks, 0, len(x) - 1
+    )  # peaks index x; in padded coordinates the window starts here
+    view = sliding_window_view(padded, before + after)
+    return np.asarray(view[starts], dtype=np.float64)
+
+
+def _morphology(
+    norm: FloatArray,
+    p2p: FloatArray,
+    amp_ref: FloatArray,
+    pre_rr: FloatArray,
+    config: PreprocessConfig,
+) -> FloatArray:
+    fs = config.fs
+    c = config.window_before
+    length = norm.shape[1]
+
+    def idx(t_s: float) -> int:
+        return int(np.clip(c + round(t_s * fs), 0, length - 1))
+
+    qrs = slice(idx(-QRS_HALF_S), idx(QRS_HALF_S) + 1)
+    seg = norm[:, qrs]
+    r_value = norm[:, c]
+    energy = np.mean(seg**2, axis=1)
+    # Width: samples in the QRS region whose deflection exceeds 30 % of the beat's largest.
+    mag = np.abs(norm[:, idx(-0.15) : idx(0.15) + 1])
+    width = np.count_nonzero(mag > 0.3 * mag.max(axis=1, keepdims=True), axis=1) / fs
+    t_seg = norm[:, idx(0.15) : idx(0.45) + 1]
+    p_seg = norm[:, idx(-0.25) : idx(-0.08) + 1]
+    p_energy = np.mean(p_seg**2, axis=1)
+
+    template = _reference_template(norm, pre_rr, TEMPLATE_HALF_BEATS)
+    corr = _row_corr(norm, template)
+    rms = np.sqrt(np.mean((norm - template) ** 2, axis=1))
+    p_region = slice(idx(-0.25), idx(-0.08) + 1)
+    p_corr = _row_corr(norm[:, p_region], template[:, p_region])
+    p_energy_t = np.mean(template[:, p_region] ** 2, axis=1)
+
+    qrs_pts = norm[:, np.linspace(idx(-0.05), idx(0.10), QRS_POINTS).round().astype(int)]
+    t_pts = norm[:, np.linspace(idx(0.15), idx(0.45), T_POINTS).round().astype(int)]
+    cols = [
+        p2p,
+        p2p / amp_ref,
+        r_value,
+        energy,
+        width,
+        t_seg.max(axis=1),
+        t_seg.min(axis=1),
+        p_energy,
+        corr,
+        rms,
+        p_corr,
+        p_energy / np.maximum(p_energy_t, 1e-6),
+        _rolling_median(p_corr, TEMPLATE_HALF_BEATS),
+        _irregular_fraction(pre_rr, 2 * TEMPLATE_HALF_BEATS),
+    ]
+    return np.concatenate([np.stack(cols, axis=1), qrs_pts, t_pts], axis=1)
+
+
+def _irregular_fraction(pre_rr: FloatArray, half: int) -> FloatArray:
+    """Share of the ±``half`` neighbouring intervals that differ from their predecessor by > 15 %."""
+    jump = np.abs(np.diff(pre_rr, prepend=pre_rr[0])) > 0.15 * _rolling_mean(pre_rr, 5)
+    return _rolling_mean(jump.astype(np.float64), half)
+
+
+def _row_corr(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Pearson correlation of each row of ``a`` with the same row of ``b`` (1 for flat rows)."""
+    ac = a - a.mean(axis=1, keepdims=True)
+    bc = b - b.mean(axis=1, keepdims=True)
+    denom = np.linalg.norm(ac, axis=1) * np.linalg.norm(bc, axis=1)
+    return np.where(denom > 1e-9, np.sum(ac * bc, axis=1) / np.maximum(denom, 1e-9), 1.0)
+
+
+def _neighbourhood(n: int, half: int) -> npt.NDArray[np.intp]:
+    """(n, 2*half+1) indices of each beat's neighbours, clipped to the signal's beats."""
+    offsets = np.arange(-half, half + 1)
+    return np.clip(np.arange(n)[:, None] + offsets[None, :], 0, n - 1)
+
+
+def _neighbour_mask(n: int, half: int) -> npt.NDArray[np.bool_]:
+    offsets = np.arange(-half, half + 1)
+    pos = np.arange(n)[:, None] + offsets[None, :]
+    return (pos >= 0) & (pos < n)
+
+
+def _rolling_median(v: FloatArray, half: int) -> FloatArray:
+    """Centred median over ±``half`` values, shrinking at the edges (no padding bias)."""
+    vals = np.where(_neighbour_mask(len(v), half), v[_neighbourhood(len(v), half)], np.nan)
+    return np.asarray(np.nanmedian(vals, axis=1), dtype=np.float64)
+
+
+def _rolling_mean(v: FloatArray, half: int) -> FloatArray:
+    mask = _neighbour_mask(len(v), half)
+    vals = np.where(mask, v[_neighbourhood(len(v), half)], 0.0)
+    return np.asarray(vals.sum(axis=1) / mask.sum(axis=1), dtype=np.float64)
+
+
+def _reference_template(norm: FloatArray, pre_rr: FloatArray, half: int) -> FloatArray:
+    """Each beat's reference: the sample-wise median of the *least premature* of its ±``half`` neighbours.
+
+    Neighbours whose preceding interval is at least the neighbourhood's median are the likeliest
+    sinus beats, so the template shows the patient's dominant normal morphology (P wave included)
+    even where ectopic beats outnumber normal ones.
+    """
+    n = len(norm)
+    nb = _neighbourhood(n, half)  # (n, k)
+    valid = _neighbour_mask(n, half)
+    rr = np.where(valid, pre_rr[nb], np.nan)
+    keep = valid & (rr >= np.nanmedian(rr, axis=1, keepdims=True))
+    stack = norm[nb]  # (n, k, L)
+    stack = np.where(keep[:, :, None], stack, np.nan)
+    # nan-aware median along the neighbour axis: sort (NaNs last) and pick the middle of each count.
+    stack.sort(axis=1)
+    count = keep.sum(axis=1)  # >= 1: the row's median is attained by some neighbour
+    lo = (count - 1) // 2
+    hi = count // 2
+    rows = np.arange(n)
+    return np.asarray(0.5 * (stack[rows, lo] + stack[rows, hi]), dtype=np.float64)
