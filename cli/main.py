@@ -15,6 +15,12 @@ from cli.context import AppContext
 #: command name -> "module:attribute". One module per command group.
 COMMANDS: dict[str, str] = {
     "data": "cli.data:data",
+    "train": "cli.train:train",
+    "models": "cli.models:models",
+    "promote": "cli.lifecycle:promote",
+    "rollback": "cli.lifecycle:rollback",
+    "history": "cli.lifecycle:history",
+    "status": "cli.status:status",
     "db": "cli.db:db",
     "users": "cli.users:users",
 }

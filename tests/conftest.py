@@ -23,16 +23,26 @@ def mitdb_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def beat_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dataset cache shared by the whole session (building all 44 records once is enough)."""
+    return tmp_path_factory.mktemp("beat-cache")
+
+
 @pytest.fixture(autouse=True)
 def isolated_state(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Path]:
     """Point HEARTEYE_HOME and MLflow at a fresh temporary store; fail a test that leaks an active run."""
     from hearteye.settings import get_settings
 
     home = tmp_path_factory.mktemp("hearteye-home")
     monkeypatch.setenv("HEARTEYE_HOME", str(home))
-    if "MLFLOW_TRACKING_URI" not in os.environ or not request.node.get_closest_marker("integration"):
+    if "MLFLOW_TRACKING_URI" not in os.environ or not request.node.get_closest_marker(
+        "integration"
+    ):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     get_settings.cache_clear()

@@ -1,1 +1,1 @@
-"""HeartEye training."""
+"""HeartEye training: learn beat classifiers on DS1, evaluate once on DS2, log and register in MLflow."""

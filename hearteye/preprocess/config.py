@@ -52,10 +52,10 @@ class PreprocessConfig:
     #: QRS detector: candidates with less peak-to-peak amplitude (mV) within ``peak_snap_s`` are
     #: never beats (flat line, lead off).
     qrs_min_amplitude_mv: float = 0.05
-    #: RR context: the local average spans this many preceding intervals ...
+    #: RR context: the local average is the mean of this many intervals centred on the beat ...
     local_rr_beats: int = 10
-    #: ... and the "global" average is the median over this many intervals centred on the beat.
-    global_rr_beats: int = 64
+    #: ... and the "global" average is the mean over this many intervals centred on the beat.
+    global_rr_beats: int = 256
     #: Bump when the code changes output for the same parameters (invalidates caches and digests).
     version: int = 1
 

@@ -1,0 +1,1 @@
+"""Beat classifiers and the MLflow pyfunc wrapper that ships them with the preprocessing."""

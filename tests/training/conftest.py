@@ -1,0 +1,44 @@
+"""A quick-trained, registered XGBoost model on a private embedded store, shared by a module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hearteye.settings import HearteyeSettings, get_settings
+
+
+@dataclass(frozen=True)
+class TrainedStore:
+    """Where a quick training run registered its version, and what it returned."""
+
+    home: Path
+    tracking_uri: str
+    result: object  # training.run.TrainResult
+
+
+def train_quick(kind: str, home: Path, mitdb_dir: Path, cache: Path, seed: int = 0) -> TrainedStore:
+    from training.run import train
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HEARTEYE_HOME", str(home))
+        mp.setenv("HEARTEYE_MITDB_DIR", str(mitdb_dir))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        get_settings.cache_clear()
+        settings = HearteyeSettings()
+        (home / "cache").mkdir(parents=True, exist_ok=True)
+        if not (home / "cache" / "beats").exists():
+            (home / "cache" / "beats").symlink_to(cache / "beats", target_is_directory=True)
+        (cache / "beats").mkdir(parents=True, exist_ok=True)
+        result = train(kind, settings, quick=True, seed=seed)
+        get_settings.cache_clear()
+    return TrainedStore(home=home, tracking_uri=result.tracking_uri, result=result)
+
+
+@pytest.fixture(scope="module")
+def quick_xgboost(
+    tmp_path_factory: pytest.TempPathFactory, mitdb_dir: Path, beat_cache_dir: Path
+) -> TrainedStore:
+    return train_quick("xgboost", tmp_path_factory.mktemp("xgb-home"), mitdb_dir, beat_cache_dir)
