@@ -50,6 +50,20 @@ test: lint ## Set up and run every test tier
 demo: install ## Set up and run the main job
 	$(BIN)/ml data info
 
+# The native stack (infra/native/hearteye_stack.py): the compose topology on 127.0.0.1, no engine.
+# HEARTEYE_HTTP_PORT picks nginx's port (8080); state, logs and stack.env go to HEARTEYE_STACK_DIR.
+.PHONY: stack-up
+stack-up: install ## Start the native stack in the background and print its URL
+	$(PY) infra/native/hearteye_stack.py up
+
+.PHONY: stack-down
+stack-down: ## Stop what stack-up started and drop its databases
+	$(PY) infra/native/hearteye_stack.py down
+
+.PHONY: stack-status
+stack-status: ## Show the native stack's processes and health
+	$(PY) infra/native/hearteye_stack.py status
+
 .PHONY: clean
 clean: ## Remove caches (keeps .venv and .hearteye)
 	rm -rf .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,32 @@
+# syntax=docker/dockerfile:1
+# HeartEye (serving tier and trainer): this project installed into a virtualenv (build context:
+# the repository root; app.Dockerfile.dockerignore keeps the context small).
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+RUN python -m venv /opt/venv
+COPY pyproject.toml README.md ./
+COPY hearteye ./hearteye
+COPY training ./training
+COPY serving ./serving
+COPY cli ./cli
+# torch==2.13.0 exists as a CPU-only wheel on PyTorch's CPU index; PyPI alone would bring CUDA.
+RUN /opt/venv/bin/pip install --no-cache-dir \
+        --extra-index-url https://download.pytorch.org/whl/cpu .
+
+FROM python:3.11-slim-bookworm
+RUN groupadd --system --gid 10001 hearteye \
+    && useradd --system --uid 10001 --gid hearteye --home-dir /var/lib/hearteye \
+        --create-home --shell /usr/sbin/nologin hearteye
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+# `gunicorn -c serving/gunicorn.conf.py` reads the config from the working directory.
+COPY serving/gunicorn.conf.py serving/gunicorn.conf.py
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HEARTEYE_HOME=/var/lib/hearteye
+USER 10001:10001
+EXPOSE 8000
+CMD ["gunicorn", "-c", "serving/gunicorn.conf.py", "--bind", "0.0.0.0:8000", "serving.app:create_app()"]

@@ -1,0 +1,268 @@
+"""What a native stack is: its settings (from flags and environment), and its resolved plan.
+
+The plan (ports, database names, credentials, the processes started) is written to
+``<state dir>/stack.json`` as soon as it exists, so ``down`` can always undo a partial ``up``;
+``stack.env`` is the same information as environment variables for people, tests and clients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shlex
+import socket
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PLAN_FILE = "stack.json"
+ENV_FILE = "stack.env"
+SERVING_CONFIG = REPO_ROOT / "serving" / "gunicorn.conf.py"
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Inputs of ``up``; each has a flag and an environment variable (see ``hearteye_stack.py``)."""
+
+    state_dir: Path
+    http_port: int = 8080
+    public_host: str = "localhost"
+    serving: str = "auto"  # "on", "off", or "auto" (on when serving/gunicorn.conf.py exists)
+    serving_instances: int = 2
+    pg_admin_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    bucket: str = "mlflow"
+    admin_username: str = "admin"
+    admin_password: str | None = None
+    flask_secret_key: str | None = None
+    timeout_s: float = 90.0
+
+    @property
+    def serving_enabled(self) -> bool:
+        if self.serving == "auto":
+            return SERVING_CONFIG.is_file()
+        return self.serving == "on"
+
+
+@dataclass
+class ProcessRecord:
+    """One process group that ``up`` started; ``start_time`` guards against pid reuse."""
+
+    name: str
+    pid: int
+    start_time: int
+    log: str
+    command: list[str]
+
+
+@dataclass
+class StackPlan:
+    """Everything ``up`` decided; persisted as stack.json (mode 0600: it holds credentials)."""
+
+    name: str
+    state_dir: str
+    http_port: int
+    public_host: str
+    pg_admin_url: str
+    pg_role: str
+    pg_password: str
+    databases: dict[str, str]
+    ports: dict[str, int]
+    bucket: str
+    s3_admin_key: str
+    s3_admin_secret: str
+    s3_mlflow_key: str
+    s3_mlflow_secret: str
+    admin_username: str
+    admin_password: str
+    reader_username: str
+    reader_password: str
+    serving_username: str
+    serving_password: str
+    flask_secret_key: str
+    jwt_secret: str
+    serving_ports: list[int]
+    databases_created: list[str] = field(default_factory=list)
+    role_created: bool = False
+    processes: list[ProcessRecord] = field(default_factory=list)
+
+    @property
+    def state(self) -> Path:
+        return Path(self.state_dir)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def mlflow_direct_uri(self) -> str:
+        return f"http://127.0.0.1:{self.ports['mlflow']}/mlflow"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3']}"
+
+    def database_url(self, key: str, driver: str = "postgresql+psycopg2") -> str:
+        host = self.pg_host_port
+        return f"{driver}://{self.pg_role}:{self.pg_password}@{host}/{self.databases[key]}"
+
+    @property
+    def pg_host_port(self) -> str:
+        rest = self.pg_admin_url.split("://", 1)[1].split("/", 1)[0]
+        return rest.rsplit("@", 1)[-1]
+
+    def save(self) -> None:
+        path = self.state / PLAN_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.chmod(0o600)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, state_dir: Path) -> StackPlan | None:
+        path = state_dir / PLAN_FILE
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        data["processes"] = [ProcessRecord(**p) for p in data.get("processes", [])]
+        return cls(**data)
+
+    def environment(self) -> dict[str, str]:
+        """The stack as environment variables (written to stack.env)."""
+        return {
+            "HEARTEYE_STACK_NAME": self.name,
+            "HEARTEYE_URL": self.url,
+            "HEARTEYE_HTTP_PORT": str(self.http_port),
+            # Clients go through nginx, as in production.
+            "MLFLOW_TRACKING_URI": f"{self.url}/mlflow",
+            "MLFLOW_TRACKING_USERNAME": self.admin_username,
+            "MLFLOW_TRACKING_PASSWORD": self.admin_password,
+            "HEARTEYE_STACK_MLFLOW_DIRECT_URI": self.mlflow_direct_uri,
+            "HEARTEYE_STACK_READER_USERNAME": self.reader_username,
+            "HEARTEYE_STACK_READER_PASSWORD": self.reader_password,
+            "HEARTEYE_STACK_SERVING_USERNAME": self.serving_username,
+            "HEARTEYE_STACK_SERVING_PASSWORD": self.serving_password,
+            "HEARTEYE_STACK_SERVING_URLS": ",".join(
+                f"http://127.0.0.1:{p}" for p in self.serving_ports
+            ),
+            "HEARTEYE_DATABASE_URL": self.database_url("platform"),
+            "HEARTEYE_STACK_MLFLOW_DATABASE_URL": self.database_url("mlflow"),
+            "HEARTEYE_STACK_AUTH_DATABASE_URL": self.database_url("auth"),
+            "HEARTEYE_JWT_SECRET": self.jwt_secret,
+            "HEARTEYE_STACK_S3_ENDPOINT": self.s3_endpoint,
+            "HEARTEYE_STACK_S3_BUCKET": self.bucket,
+            "HEARTEYE_STACK_S3_ACCESS_KEY": self.s3_admin_key,
+            "HEARTEYE_STACK_S3_SECRET_KEY": self.s3_admin_secret,
+        }
+
+    def write_env(self) -> Path:
+        path = self.state / ENV_FILE
+        lines = ["# HeartEye native stack: `set -a; . ./stack.env; set +a` to use it from a shell."]
+        lines += [f"{k}={shlex.quote(v)}" for k, v in self.environment().items()]
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o600)
+        return path
+
+
+def stack_name(state_dir: Path) -> str:
+    """A name unique to the state dir, so stacks in different dirs never share databases."""
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]
+    return f"hearteye_{digest}"
+
+
+def free_port(avoid: set[int], grpc_offset: int | None = None) -> int:
+    """A free 127.0.0.1 port (and, with ``grpc_offset``, free at port + offset too)."""
+    for _ in range(200):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port in avoid or (
+            grpc_offset and (port + grpc_offset > 65535 or not _free(port + grpc_offset))
+        ):
+            continue
+        return port
+    raise RuntimeError("no free port found on 127.0.0.1")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+SEAWEED_PORTS = (
+    "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc",
+)  # fmt: skip
+
+
+def make_plan(settings: StackSettings) -> StackPlan:
+    """Resolve ports, names and credentials for a new stack (nothing is started)."""
+    name = stack_name(settings.state_dir)
+    used = {settings.http_port}
+    ports: dict[str, int] = {}
+    for key in (*SEAWEED_PORTS, "mlflow"):
+        ports[key] = free_port(used)
+        used.add(ports[key])
+    # SeaweedFS's plugin worker dials the admin server at its HTTP port + 10000, whatever
+    # -admin.port.grpc says: keep that pair free and consistent.
+    ports["seaweed_admin"] = free_port(used, grpc_offset=10000)
+    ports["seaweed_admin_grpc"] = ports["seaweed_admin"] + 10000
+    used |= {ports["seaweed_admin"], ports["seaweed_admin_grpc"]}
+    serving_ports = []
+    for _ in range(settings.serving_instances if settings.serving_enabled else 0):
+        serving_ports.append(free_port(used))
+        used.add(serving_ports[-1])
+
+    def token(n: int = 24) -> str:
+        return secrets.token_urlsafe(n)
+
+    return StackPlan(
+        name=name,
+        state_dir=str(settings.state_dir.resolve()),
+        http_port=settings.http_port,
+        public_host=settings.public_host,
+        pg_admin_url=settings.pg_admin_url,
+        pg_role=name,
+        pg_password=token(),
+        databases={k: f"{name}_{k}" for k in ("mlflow", "auth", "platform")},
+        ports=ports,
+        bucket=settings.bucket,
+        s3_admin_key=f"admin{secrets.token_hex(6)}",
+        s3_admin_secret=token(),
+        s3_mlflow_key=f"mlflow{secrets.token_hex(6)}",
+        s3_mlflow_secret=token(),
+        admin_username=settings.admin_username,
+        admin_password=settings.admin_password or token(),
+        reader_username="reader",
+        reader_password=token(),
+        serving_username="serving",
+        serving_password=token(),
+        flask_secret_key=settings.flask_secret_key or token(32),
+        jwt_secret=token(32),
+        serving_ports=serving_ports,
+    )
+
+
+def settings_from_env(**overrides: object) -> StackSettings:
+    """Settings from the environment, with explicit values (flags) taking precedence."""
+    env = os.environ
+    values: dict[str, object] = {
+        "state_dir": Path(env.get("HEARTEYE_STACK_DIR", ".stack")),
+        "http_port": int(env.get("HEARTEYE_HTTP_PORT", "8080")),
+        "public_host": env.get("HEARTEYE_PUBLIC_HOST", "localhost"),
+        "serving": env.get("HEARTEYE_STACK_SERVING", "auto"),
+        "serving_instances": int(env.get("HEARTEYE_STACK_SERVING_INSTANCES", "2")),
+        "pg_admin_url": env.get(
+            "HEARTEYE_STACK_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        "bucket": env.get("HEARTEYE_S3_BUCKET", "mlflow"),
+        "admin_username": env.get("MLFLOW_AUTH_ADMIN_USERNAME") or "admin",
+        "admin_password": env.get("MLFLOW_AUTH_ADMIN_PASSWORD") or None,
+        "flask_secret_key": env.get("MLFLOW_FLASK_SERVER_SECRET_KEY") or None,
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return StackSettings(**values)  # type: ignore[arg-type]
