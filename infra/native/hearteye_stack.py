@@ -26,7 +26,7 @@ from pathlib import Path
 import stack_nginx
 import stack_services
 from stack_config import StackPlan, StackSettings, make_plan, settings_from_env
-from stack_process import StackError, is_alive, log_tail, stop
+from stack_process import StackError, is_alive, log_tail, stop_all
 
 __all__ = ["StackError", "StackPlan", "StackSettings", "down", "settings_from_env", "status", "up"]
 
@@ -88,9 +88,8 @@ def down(state_dir: Path, quiet: bool = False) -> bool:
     if plan is None:
         say(f"no stack in {state_dir}")
         return False
-    for record in reversed(plan.processes):
-        if stop(record):
-            say(f"stopped {record.name} (pid {record.pid})")
+    for record in stop_all(list(reversed(plan.processes))):
+        say(f"stopped {record.name} (pid {record.pid})")
     plan.processes = []
     plan.save()
     try:

@@ -73,25 +73,35 @@ def start(
     return ProcessRecord(name, proc.pid, start_time, str(log), command)
 
 
-def stop(record: ProcessRecord, timeout_s: float = 15.0) -> bool:
-    """SIGTERM the record's process group, SIGKILL after ``timeout_s``; True if it was running."""
-    if not is_alive(record):
-        _reap(record.pid)
-        return False
-    _signal_group(record.pid, signal.SIGTERM)
+def stop_all(records: list[ProcessRecord], timeout_s: float = 15.0) -> list[ProcessRecord]:
+    """SIGTERM each record's process group (in the given order) and wait for all of them together;
+    SIGKILL what is left after ``timeout_s``. Returns the records that were running."""
+    running = []
+    for record in records:
+        if is_alive(record):
+            running.append(record)
+            _signal_group(record.pid, signal.SIGTERM)
+        else:
+            _reap(record.pid)
+    pending = list(running)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        _reap(record.pid)
-        if not is_alive(record) and not _group_alive(record.pid):
-            return True
+    while pending and time.monotonic() < deadline:
+        for record in list(pending):
+            _reap(record.pid)
+            if not is_alive(record) and not _group_alive(record.pid):
+                pending.remove(record)
         time.sleep(0.1)
-    _signal_group(record.pid, signal.SIGKILL)
+    for record in pending:
+        _signal_group(record.pid, signal.SIGKILL)
     for _ in range(50):
-        _reap(record.pid)
-        if not is_alive(record):
+        for record in list(pending):
+            _reap(record.pid)
+            if not is_alive(record):
+                pending.remove(record)
+        if not pending:
             break
         time.sleep(0.1)
-    return True
+    return running
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
