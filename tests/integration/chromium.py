@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -86,6 +87,8 @@ def render_page(
     if binary is None:
         raise RuntimeError("chromium is not installed (Debian package `chromium`)")
     profile = Path(tempfile.mkdtemp(prefix="hearteye-chromium-"))
+    (profile / "tmp").mkdir()
+    env = {**os.environ, "TMPDIR": str(profile / "tmp")}  # its scratch files go with the profile
     proc = subprocess.Popen(
         [
             binary,
@@ -97,6 +100,7 @@ def render_page(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
         port = _devtools_port(profile, proc, timeout_s=30)
