@@ -35,6 +35,53 @@ class HearteyeSettings(BaseSettings):
         default="development",
         description="Deployment environment; `production` refuses placeholder secrets.",
     )
+    gate_min_s_sensitivity: float = Field(
+        default=0.76,
+        ge=0.0,
+        le=1.0,
+        description="Promotion gate floor: a candidate's DS2 S sensitivity must exceed this "
+        "(fraction). Default: de Chazal et al. 2004, 76 %.",
+    )
+    gate_min_s_ppv: float = Field(
+        default=0.38,
+        ge=0.0,
+        le=1.0,
+        description="Promotion gate floor: DS2 S positive predictivity (+P) must exceed this. "
+        "Default: de Chazal et al. 2004, 38 %.",
+    )
+    gate_min_v_sensitivity: float = Field(
+        default=0.77,
+        ge=0.0,
+        le=1.0,
+        description="Promotion gate floor: DS2 V sensitivity must exceed this. "
+        "Default: de Chazal et al. 2004, 77 %.",
+    )
+    gate_min_v_ppv: float = Field(
+        default=0.82,
+        ge=0.0,
+        le=1.0,
+        description="Promotion gate floor: DS2 V positive predictivity (+P) must exceed this. "
+        "Default: de Chazal et al. 2004, 82 %.",
+    )
+    gate_regression_tolerance: float = Field(
+        default=0.02,
+        ge=0.0,
+        le=1.0,
+        description="Promotion gate: how far (absolute) a candidate may fall below the current "
+        "production version on DS2 S/V sensitivity, S/V +P and macro-F1.",
+    )
+    promotion_lock_lease_s: float = Field(
+        default=60.0,
+        gt=0.0,
+        description="A promotion holding the registry lock longer than this without finishing is "
+        "taken as abandoned (crashed) and another promotion may take over.",
+    )
+    promotion_lock_timeout_s: float = Field(
+        default=300.0,
+        gt=0.0,
+        description="How long `ml promote` / `ml rollback` wait for concurrent promotions of the "
+        "same model before giving up.",
+    )
     database_url: str | None = Field(
         default=None,
         description="Platform database (users, prediction audit trail; not MLflow's) that "

@@ -39,9 +39,19 @@ class TrackingTarget:
 
 
 def tracking_target(settings: HearteyeSettings) -> TrackingTarget:
-    """Resolve the tracking target from the environment and settings; creates nothing."""
+    """Resolve the tracking target from the environment and settings; creates nothing.
+
+    A ``sqlite:///`` ``MLFLOW_TRACKING_URI`` is a local store too: its artifacts go beside the
+    database file (``artifacts/``), never into MLflow's default ``./mlruns`` in the working
+    directory.
+    """
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if uri:
+        local_db = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else None
+        if local_db and local_db != ":memory:":
+            return TrackingTarget(
+                uri=uri, embedded=False, artifact_root=Path(local_db).resolve().parent / "artifacts"
+            )
         return TrackingTarget(uri=uri, embedded=False)
     store = (settings.home / "mlflow").resolve()
     return TrackingTarget(
@@ -76,3 +86,103 @@ def ensure_experiment(client: MlflowClient, target: TrackingTarget, name: str) -
         if experiment is None:
             raise
         return str(experiment.experiment_id)
+
+
+def tracking_username(target: TrackingTarget) -> str | None:
+    """The MLflow user the client authenticates as (remote server with basic auth), else None."""
+    if not target.uri.startswith(("http://", "https://")):
+        return None
+    return os.environ.get("MLFLOW_TRACKING_USERNAME", "").strip() or None
+
+
+_UNREACHABLE_MARKERS = (
+    "Max retries exceeded",
+    "Failed to establish a new connection",
+    "Connection refused",
+    "Name or service not known",
+    "timed out",
+)
+
+
+def translate_mlflow_error(
+    exc: BaseException, target: TrackingTarget, action: str
+) -> TrackingError | None:
+    """A one-line :class:`TrackingError` for auth, permission and connection failures, else None.
+
+    ``action`` says what was attempted, e.g. ``"set the production alias of ecg-xgboost"``.
+    Other MLflow errors (not found, invalid value) are the caller's to interpret.
+    """
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(exc, MlflowException):
+        return None
+    code = exc.error_code
+    user = tracking_username(target)
+    who = f"MLflow user '{user}'" if user else "this MLflow client"
+    if code == "PERMISSION_DENIED":
+        return TrackingError(
+            f"permission denied: {who} may not {action} on {target.uri} "
+            "(an MLflow admin must grant EDIT or MANAGE)"
+        )
+    if code in ("UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED"):
+        return TrackingError(
+            f"{target.uri} refused the credentials while trying to {action}: check "
+            "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD"
+        )
+    message = str(exc.message)
+    if any(marker in message for marker in _UNREACHABLE_MARKERS):
+        return TrackingError(
+            f"tracking server {target.uri} is unreachable (while trying to {action})"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """Whether the tracking target answers an authenticated request; ``error`` says why not."""
+
+    reachable: bool
+    error: str | None = None
+
+
+def check_reachable(target: TrackingTarget, timeout_s: float = 3.0) -> Reachability:
+    """Probe the target: one authenticated HTTP request for a server, a query for a local store.
+
+    Never raises and never waits longer than about ``timeout_s`` (MLflow's own client would retry
+    for minutes against a server that is down).
+    """
+    if not target.uri.startswith(("http://", "https://")):
+        try:
+            from mlflow import MlflowClient
+
+            MlflowClient(tracking_uri=target.uri).search_experiments(max_results=1)
+        except Exception as exc:
+            return Reachability(False, f"cannot open the local store {target.uri}: {exc}")
+        return Reachability(True)
+
+    import httpx
+
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    auth = httpx.BasicAuth(user, password) if user and password else None
+    url = target.uri.rstrip("/") + "/api/2.0/mlflow/registered-models/search"
+    try:
+        response = httpx.get(url, params={"max_results": 1}, auth=auth, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return Reachability(False, f"tracking server {target.uri} is unreachable: {exc}")
+    if response.status_code == 401:
+        return Reachability(
+            False,
+            f"{target.uri} refused the credentials "
+            "(MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)",
+        )
+    if response.status_code != 200:
+        return Reachability(False, f"{target.uri} answered HTTP {response.status_code}")
+    return Reachability(True)
+
+
+def require_reachable(target: TrackingTarget, timeout_s: float = 3.0) -> None:
+    """Fail fast with a :class:`TrackingError` when the tracking server does not answer."""
+    result = check_reachable(target, timeout_s)
+    if not result.reachable:
+        raise TrackingError(result.error or f"tracking server {target.uri} is unreachable")

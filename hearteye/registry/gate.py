@@ -1,0 +1,350 @@
+"""The promotion gate: absolute floors, no regression against production, protocol, smoke load.
+
+:func:`metric_checks` and :func:`protocol_check` are pure; :func:`artifact_check` loads the version
+(any MLflow pyfunc) and runs a smoke prediction on its saved input example. :func:`evaluate_gate`
+combines them into a :class:`GateResult` that lists every check, passed or not.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from hearteye.labels import SPLIT_PROTOCOL
+from hearteye.registry.errors import RegistryError
+from hearteye.registry.metrics import SPLIT_PROTOCOL_TAG, parse_metric
+from hearteye.settings import HearteyeSettings
+
+#: Absolute floors: metric tag -> settings field holding the value the candidate must exceed.
+FLOORS: Final[dict[str, str]] = {
+    "ds2_S_sensitivity": "gate_min_s_sensitivity",
+    "ds2_S_ppv": "gate_min_s_ppv",
+    "ds2_V_sensitivity": "gate_min_v_sensitivity",
+    "ds2_V_ppv": "gate_min_v_ppv",
+}
+
+#: Metrics the candidate may not regress on (beyond the tolerance) against current production.
+REGRESSION_METRICS: Final[tuple[str, ...]] = (
+    "ds2_S_sensitivity",
+    "ds2_S_ppv",
+    "ds2_V_sensitivity",
+    "ds2_V_ppv",
+    "ds2_macro_f1",
+)
+
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class Check:
+    """One gate check: the candidate's value, what it was compared with, and the outcome.
+
+    ``overridable`` checks may be overridden with ``--force`` (and a reason); the artifact check
+    never can: a version that does not load cannot serve.
+    """
+
+    name: str
+    passed: bool
+    value: float | str | None
+    reference: float | str | None
+    rule: str
+    detail: str = ""
+    overridable: bool = True
+
+    def describe(self) -> str:
+        """One line naming the check and both values."""
+        value = _fmt(self.value)
+        text = f"{self.name}: candidate {value}, required {self.rule}"
+        return f"{text} ({self.detail})" if self.detail else text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "value": self.value,
+            "reference": self.reference,
+            "rule": self.rule,
+            "detail": self.detail,
+            "overridable": self.overridable,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Check:
+        return cls(
+            name=str(data["name"]),
+            passed=bool(data["passed"]),
+            value=data.get("value"),
+            reference=data.get("reference"),
+            rule=str(data.get("rule", "")),
+            detail=str(data.get("detail", "")),
+            overridable=bool(data.get("overridable", True)),
+        )
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Every check run for one candidate; ``forced`` when failing checks were overridden."""
+
+    model: str
+    version: str
+    production_version: str | None
+    checks: tuple[Check, ...]
+    forced: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        return tuple(check for check in self.checks if not check.passed)
+
+    @property
+    def blocking(self) -> tuple[Check, ...]:
+        """Failures that ``--force`` cannot override."""
+        return tuple(check for check in self.failures if not check.overridable)
+
+    def check(self, name: str) -> Check:
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "production_version": self.production_version,
+            "passed": self.passed,
+            "forced": self.forced,
+            "checks": [check.to_dict() for check in self.checks],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateResult:
+        production = data.get("production_version")
+        return cls(
+            model=str(data.get("model", "")),
+            version=str(data.get("version", "")),
+            production_version=None if production is None else str(production),
+            checks=tuple(Check.from_dict(item) for item in data.get("checks", ())),
+            forced=bool(data.get("forced", False)),
+        )
+
+
+class GateRefusedError(RegistryError):
+    """The candidate failed the gate; the message names every failing check with both values."""
+
+    def __init__(self, result: GateResult, *, force_hint: bool = True) -> None:
+        self.result = result
+        lines = "; ".join(check.describe() for check in result.failures)
+        hint = ""
+        if force_hint and not result.blocking:
+            hint = " (override with --force --reason TEXT)"
+        elif result.blocking:
+            hint = " (not overridable: the version's artifacts must load and predict)"
+        super().__init__(
+            f"gate refused {result.model} version {result.version}: "
+            f"{len(result.failures)} failing check(s): {lines}{hint}"
+        )
+
+
+def metric_checks(
+    candidate: Mapping[str, str],
+    production: Mapping[str, str] | None,
+    production_version: str | None,
+    settings: HearteyeSettings,
+) -> list[Check]:
+    """Floors and regression checks over the candidate's and production's version tags (pure).
+
+    Floors: the candidate must *exceed* each floor. Regression (only when a production version
+    exists): the candidate must reach production's value minus the tolerance. A production version
+    from another split protocol, or missing the metric, cannot be compared: that check fails
+    (overridable), rather than comparing numbers that do not mean the same thing.
+    """
+    checks: list[Check] = []
+    for metric, setting in FLOORS.items():
+        floor = float(getattr(settings, setting))
+        value = parse_metric(candidate.get(metric))
+        checks.append(
+            Check(
+                name=f"floor {metric}",
+                passed=value is not None and value > floor + _EPS,
+                value=value,
+                reference=floor,
+                rule=f"> {floor:.4f}",
+                detail="" if value is not None else _missing(metric, candidate),
+            )
+        )
+    if production is None or production_version is None:
+        return checks
+    tolerance = float(settings.gate_regression_tolerance)
+    comparable = production.get(SPLIT_PROTOCOL_TAG) == SPLIT_PROTOCOL
+    for metric in REGRESSION_METRICS:
+        value = parse_metric(candidate.get(metric))
+        reference = parse_metric(production.get(metric))
+        name = f"regression {metric}"
+        if not comparable:
+            checks.append(
+                Check(
+                    name=name,
+                    passed=False,
+                    value=value,
+                    reference=reference,
+                    rule=f"comparable production v{production_version}",
+                    detail=f"production v{production_version} has split protocol "
+                    f"{production.get(SPLIT_PROTOCOL_TAG)!r}, not {SPLIT_PROTOCOL!r}",
+                )
+            )
+            continue
+        if reference is None:
+            checks.append(
+                Check(
+                    name=name,
+                    passed=False,
+                    value=value,
+                    reference=None,
+                    rule=f"production v{production_version} value - {tolerance:.4f}",
+                    detail=f"production v{production_version}: {_missing(metric, production)}",
+                )
+            )
+            continue
+        limit = reference - tolerance
+        checks.append(
+            Check(
+                name=name,
+                passed=value is not None and value >= limit - _EPS,
+                value=value,
+                reference=reference,
+                rule=f">= production v{production_version} {reference:.4f} - {tolerance:.4f}",
+                detail="" if value is not None else _missing(metric, candidate),
+            )
+        )
+    return checks
+
+
+def protocol_check(candidate: Mapping[str, str]) -> Check:
+    """The candidate's DS2 metrics come from the inter-patient DS1/DS2 protocol (pure)."""
+    value = candidate.get(SPLIT_PROTOCOL_TAG)
+    return Check(
+        name="split protocol",
+        passed=value == SPLIT_PROTOCOL,
+        value=value,
+        reference=SPLIT_PROTOCOL,
+        rule=f"== {SPLIT_PROTOCOL}",
+        detail="" if value is not None else f"version has no '{SPLIT_PROTOCOL_TAG}' tag",
+    )
+
+
+def artifact_check(model_uri: str) -> Check:
+    """Load ``model_uri`` as a pyfunc, predict its saved input example, expect a non-empty answer.
+
+    Generic over any pyfunc. Every failure (missing or corrupt files, no input example, a predict
+    that raises or answers nothing) becomes a failed, non-overridable check naming the cause.
+    """
+    import mlflow
+    from mlflow.models import Model
+
+    rule = "loads, predicts its input example"
+    try:
+        with tempfile.TemporaryDirectory(prefix="hearteye-gate-") as tmp:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
+            model = mlflow.pyfunc.load_model(local)
+            metadata = Model.load(local)
+            example = metadata.load_input_example(local)
+            if example is None:
+                detail = "the model was logged without an input example"
+                return _artifact_failure(model_uri, rule, detail)
+            params = metadata.load_input_example_params(local)
+            output = model.predict(example, params=params) if params else model.predict(example)
+            size = _output_size(output)
+    except Exception as exc:  # any failure to load or predict is the check's answer
+        return _artifact_failure(model_uri, rule, f"{type(exc).__name__}: {_first_line(exc)}")
+    if size == 0:
+        return _artifact_failure(model_uri, rule, "the smoke prediction returned nothing")
+    return Check(
+        name="artifacts",
+        passed=True,
+        value=f"{size} output row(s)",
+        reference=model_uri,
+        rule=rule,
+        overridable=False,
+    )
+
+
+def evaluate_gate(
+    model: str,
+    version: str,
+    candidate_tags: Mapping[str, str],
+    production_version: str | None,
+    production_tags: Mapping[str, str] | None,
+    settings: HearteyeSettings,
+    artifacts: Check | None,
+) -> GateResult:
+    """All checks for one candidate (pure given the artifact check's outcome)."""
+    checks: list[Check] = [protocol_check(candidate_tags)]
+    checks += metric_checks(candidate_tags, production_tags, production_version, settings)
+    if artifacts is not None:
+        checks.append(artifacts)
+    return GateResult(
+        model=model, version=version, production_version=production_version, checks=tuple(checks)
+    )
+
+
+def with_forced(result: GateResult, forced: bool) -> GateResult:
+    """The same result, marked as overridden or not."""
+    return GateResult(
+        model=result.model,
+        version=result.version,
+        production_version=result.production_version,
+        checks=result.checks,
+        forced=forced,
+    )
+
+
+def _output_size(output: Any) -> int:
+    if output is None:
+        return 0
+    shape = getattr(output, "shape", None)
+    if shape is not None:
+        return int(shape[0]) if len(shape) else 1
+    if isinstance(output, (str, bytes)):
+        return len(output)
+    try:
+        return len(output)
+    except TypeError:
+        return 1
+
+
+def _artifact_failure(model_uri: str, rule: str, detail: str) -> Check:
+    return Check(
+        name="artifacts",
+        passed=False,
+        value="failed",
+        reference=model_uri,
+        rule=rule,
+        detail=detail,
+        overridable=False,
+    )
+
+
+def _missing(metric: str, tags: Mapping[str, str]) -> str:
+    raw = tags.get(metric)
+    if raw is None:
+        return f"no '{metric}' tag"
+    return f"'{metric}'={raw!r} is not a fraction in [0, 1]"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else "")[:300]
+
+
+def _fmt(value: float | str | None) -> str:
+    if value is None:
+        return "missing"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
