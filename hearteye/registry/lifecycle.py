@@ -277,7 +277,7 @@ def _apply(
                 Param("forced", "true" if gate.forced else "false"),
             ],
             tags=[
-                RunTag(TAG_GATE, json.dumps(gate.to_dict())[:8000]),
+                RunTag(TAG_GATE, _gate_json(gate)),
                 RunTag("mlflow.runName", f"{model} #{slot.seq} {action} {arrow} → v{version}"),
             ],
         )
@@ -408,6 +408,17 @@ def _resolve_after_failure(ledger: Ledger, model: str, run_id: str, exc: BaseExc
             ledger.resolve(model, slot.seq, run_id, STATE_ABORTED, detail)
     except Exception:  # the original error matters more than the cleanup's
         return
+
+
+def _gate_json(gate: GateResult) -> str:
+    """The gate result as JSON within MLflow's 8000-character tag limit (details cut if needed)."""
+    text = json.dumps(gate.to_dict())
+    if len(text) <= 8000:
+        return text
+    compact = gate.to_dict()
+    for check in compact["checks"]:
+        check["detail"] = str(check["detail"])[:200]
+    return json.dumps(compact)[:8000]
 
 
 def _raise_unless_allowed(gate: GateResult, force: bool) -> None:
