@@ -42,8 +42,12 @@ format: install ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+.PHONY: system
+system: ## Install nginx and chromium (apt) and start PostgreSQL if needed
+	bash scripts/ensure-system.sh
+
 .PHONY: test
-test: lint ## Set up and run every test tier
+test: lint system ## Set up and run every test tier (lint, unit, data, integration, e2e, notebooks)
 	$(BIN)/pytest
 
 .PHONY: demo

@@ -113,10 +113,11 @@ def save_model_dir(classifier: BeatClassifier, config: PreprocessConfig, directo
     classifier.save(directory / "classifier")
     meta = {"kind": classifier.kind, "classes": list(AAMI_CLASSES), "preprocess": config.to_dict()}
     (directory / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
-    np.savez(directory / FINGERPRINT_FILE, **compute_fingerprint(config))
+    fingerprint: dict[str, Any] = dict(compute_fingerprint(config))
+    np.savez(directory / FINGERPRINT_FILE, allow_pickle=False, **fingerprint)
 
 
-class ECGBeatModel(PythonModel):  # type: ignore[misc]
+class ECGBeatModel(PythonModel):
     """pyfunc wrapper: raw strip in, labelled beats out, for any :class:`BeatClassifier`."""
 
     #: Our signature is explicit (see ``mlflow_io.signature``): skip MLflow's wrapping of
