@@ -1,7 +1,8 @@
 """XGBoost on RR-interval and relative-morphology features.
 
 Model selection uses DS1 alone: patient-grouped K-fold cross-validation (whole records per fold)
-picks the hyper-parameters and the operating point; the final booster is then fit on all of DS1.
+picks the hyper-parameters; the final booster is then fit on all of DS1. Class imbalance is
+handled by fully balanced sample weights (equal class priors), and the label is the argmax.
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ from hearteye.labels import AAMI_CLASSES
 from hearteye.model.xgboost_model import DEFAULT_FEATURES, XGBoostBeatModel, feature_columns
 from training.base import FitResult, TrainingContext
 from training.metrics import class_metrics, confusion
-from training.operating_point import choose_class_weights
 
-#: Hyper-parameter candidates compared by grouped cross-validation on DS1.
+#: Hyper-parameter candidates compared by grouped cross-validation on DS1. Class weights are
+#: fully balanced in every candidate (equal class priors): the imbalance is handled in training,
+#: not by a threshold tuned afterwards.
 FULL_GRID: tuple[dict[str, Any], ...] = (
-    {"max_depth": 3, "learning_rate": 0.1, "num_boost_round": 150, "weight_power": 1.0},
-    {"max_depth": 4, "learning_rate": 0.05, "num_boost_round": 150, "weight_power": 1.0},
-    {"max_depth": 4, "learning_rate": 0.1, "num_boost_round": 150, "weight_power": 0.5},
+    {"max_depth": 3, "learning_rate": 0.1, "num_boost_round": 150},
+    {"max_depth": 4, "learning_rate": 0.1, "num_boost_round": 150},
 )
 QUICK_GRID: tuple[dict[str, Any], ...] = (
-    {"max_depth": 3, "learning_rate": 0.2, "num_boost_round": 40, "weight_power": 1.0},
+    {"max_depth": 3, "learning_rate": 0.2, "num_boost_round": 40},
 )
 #: Fixed parameters (regularisation and sampling), the same for every candidate.
 BASE_PARAMS: dict[str, Any] = {
@@ -41,15 +42,13 @@ BASE_PARAMS: dict[str, Any] = {
 }
 
 
-def class_balanced_weights(
-    labels: npt.NDArray[np.integer], power: float
-) -> npt.NDArray[np.float64]:
-    """Per-beat weights (n / (k * count_c)) ** power: 1 = fully balanced, 0 = unweighted."""
+def class_balanced_weights(labels: npt.NDArray[np.integer]) -> npt.NDArray[np.float64]:
+    """Per-beat weights n / (k * count_c): every class present carries the same total weight."""
     k = len(AAMI_CLASSES)
     counts = np.bincount(labels, minlength=k).astype(np.float64)
     present = counts > 0
     per_class = np.ones(k)
-    per_class[present] = (len(labels) / (present.sum() * counts[present])) ** power
+    per_class[present] = len(labels) / (present.sum() * counts[present])
     return np.asarray(per_class[labels], dtype=np.float64)
 
 
@@ -67,47 +66,46 @@ class XGBoostTrainer:
         labels = train.labels.astype(np.int64)
         features = np.ascontiguousarray(train.features[:, feature_columns(DEFAULT_FEATURES)])
 
-        best: tuple[float, dict[str, Any], npt.NDArray[np.float32]] | None = None
-        steps = [(i, c) for i, c in enumerate(grid)]
+        results = []
+        steps = list(enumerate(grid))
         for index, candidate in ctx.progress(steps, "XGBoost grouped CV", total=len(steps)):
             oof = np.zeros((len(labels), len(AAMI_CLASSES)), np.float32)
+            fold_scores = []
             for fit_idx, val_idx in folds:
                 booster = self._train(features[fit_idx], labels[fit_idx], candidate, ctx.seed)
                 oof[val_idx] = _predict(booster, features[val_idx])
-            score = class_metrics(confusion(labels, oof.argmax(axis=1)), prefix="")["macro_f1"]
-            ctx.log_metrics({"cv_candidate_macro_f1": score}, index)
-            ctx.status(f"  candidate {index}: {candidate} -> CV macro-F1 {score:.3f}")
-            if best is None or score > best[0]:
-                best = (score, candidate, oof)
-        assert best is not None
-        cv_score, chosen, oof = best
-        weights, op_score = choose_class_weights(oof, labels)
-        cv = class_metrics(
-            confusion(labels, np.argmax(oof * np.asarray(weights), axis=1)), prefix="cv_"
-        )
-        ctx.status(f"  chosen {chosen}, operating point {weights} (CV macro-F1 {op_score:.3f})")
+                fold_pred = oof[val_idx].argmax(axis=1)
+                fold_scores.append(_macro_f1(labels[val_idx], fold_pred))
+            mean = float(np.mean(fold_scores))
+            se = (
+                float(np.std(fold_scores, ddof=1) / np.sqrt(len(fold_scores)))
+                if len(folds) > 1
+                else 0.0
+            )
+            ctx.log_metrics({"cv_candidate_macro_f1": mean, "cv_candidate_macro_f1_se": se}, index)
+            ctx.status(f"  candidate {index}: {candidate} -> CV macro-F1 {mean:.3f} ± {se:.3f}")
+            results.append((mean, se, candidate, oof))
+        chosen_index = one_standard_error_choice([(m, e) for m, e, _, _ in results])
+        cv_mean, cv_se, chosen, oof = results[chosen_index]
+        cv = class_metrics(confusion(labels, oof.argmax(axis=1)), prefix="cv_")
+        cv.update({"cv_macro_f1_mean": cv_mean, "cv_macro_f1_se": cv_se})
+        ctx.status(f"  chosen {chosen} (CV macro-F1 {cv_mean:.3f} ± {cv_se:.3f}, one-SE rule)")
 
         booster = self._train(features, labels, chosen, ctx.seed)
         model = XGBoostBeatModel(
-            booster=booster,
-            feature_names=DEFAULT_FEATURES,
-            class_weights=weights,
-            params={**BASE_PARAMS, **chosen},
+            booster=booster, feature_names=DEFAULT_FEATURES, params={**BASE_PARAMS, **chosen}
         )
         params = {
             **{f"xgb.{k}": v for k, v in {**BASE_PARAMS, **chosen}.items()},
             "xgb.features": ",".join(DEFAULT_FEATURES),
-            "imbalance": "class-balanced sample weights ** weight_power + prior-shift operating point",
-            "selection": f"{len(folds)}-fold patient-grouped CV on DS1, macro-F1 (N,S,V,F)",
-            "operating_point": ",".join(
-                f"{c}={w:g}" for c, w in zip(AAMI_CLASSES, weights, strict=True)
-            ),
+            "imbalance": "fully class-balanced sample weights (equal priors), argmax decision",
+            "selection": f"{len(folds)}-fold patient-grouped CV on DS1, macro-F1 over N,S,V,F, "
+            "simplest candidate within one standard error of the best",
             "cv_folds": ";".join(
                 ",".join(sorted(set(train.records[v].tolist()))) for _, v in folds
             ),
         }
-        selection = {"cv_macro_f1_argmax": cv_score, **cv}
-        return FitResult(classifier=model, params=params, selection_metrics=selection)
+        return FitResult(classifier=model, params=params, selection_metrics=cv)
 
     def _train(
         self,
@@ -120,14 +118,29 @@ class XGBoostTrainer:
 
         params = {**BASE_PARAMS, **candidate, "seed": seed, "nthread": self.threads}
         rounds = int(params.pop("num_boost_round"))
-        power = float(params.pop("weight_power"))
         dtrain = xgb.DMatrix(
             features,
             label=labels,
-            weight=class_balanced_weights(labels, power),
+            weight=class_balanced_weights(labels),
             nthread=self.threads,
         )
         return xgb.train(params, dtrain, num_boost_round=rounds)
+
+
+def one_standard_error_choice(scores: list[tuple[float, float]]) -> int:
+    """Index of the first (simplest) candidate whose mean is within one SE of the best mean.
+
+    Candidates are listed from simplest to most complex. With 22 patients, CV differences smaller
+    than their standard error are noise; the simpler model generalises to new patients more safely
+    (the one-standard-error rule, Hastie, Tibshirani and Friedman, ESL 7.10).
+    """
+    best = max(range(len(scores)), key=lambda i: scores[i][0])
+    threshold = scores[best][0] - scores[best][1]
+    return next(i for i, (mean, _) in enumerate(scores) if mean >= threshold)
+
+
+def _macro_f1(labels: npt.NDArray[np.int64], predicted: npt.NDArray[np.int64]) -> float:
+    return class_metrics(confusion(labels, predicted), prefix="")["macro_f1"]
 
 
 def _predict(booster: Any, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -14,14 +14,12 @@ from hearteye.labels import AAMI_CLASSES
 from hearteye.model.base import ProbArray, apply_prior_shift
 from hearteye.preprocess.beats import FEATURE_NAMES, Beats
 
-#: Patient-independent features: RR context and morphology relative to the patient's own
-#: reference beat. Absolute waveform samples are left out on purpose: they describe *this*
-#: patient's leads and generalise poorly across patients (see docs/model-card-xgboost.md).
+#: Features invariant to the patient: RR intervals as ratios (never absolute heart rate) and
+#: morphology relative to the patient's own reference beat. Left out on purpose: absolute RR and
+#: waveform samples (they describe *this* patient's rate and leads), the correlation with the
+#: reference beat and the P-wave consistency of the neighbourhood (both read ectopic-dominated
+#: rhythms such as record 232's as "normal for this patient"). See docs/model-card-xgboost.md.
 DEFAULT_FEATURES: tuple[str, ...] = (
-    "pre_rr",
-    "post_rr",
-    "local_rr",
-    "global_rr",
     "pre_over_local",
     "post_over_local",
     "pre_over_post",
@@ -31,7 +29,6 @@ DEFAULT_FEATURES: tuple[str, ...] = (
     "pre_over_prev",
     "rr_irregularity",
     "qrs_p2p_rel",
-    "template_corr",
     "template_rms_rel",
     "qrs_width_s",
     "p_energy_rel",
@@ -40,7 +37,6 @@ DEFAULT_FEATURES: tuple[str, ...] = (
     "qrs_energy_rel",
     "p_corr",
     "p_energy_over_template",
-    "p_consistency",
     "rr_irregular_fraction",
 )
 
