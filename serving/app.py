@@ -1,0 +1,159 @@
+"""The prediction API: ``create_app(settings) -> FastAPI``.
+
+Nothing happens at import or in ``create_app`` beyond building routes and middleware: the
+lifespan (run in each Gunicorn worker after the fork) checks the signing secret, migrates the
+platform database, starts the audit writer, loads the production versions and starts the poller.
+Run it with ``gunicorn -c serving/gunicorn.conf.py "serving.app:create_app()"`` (``ml serve``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
+
+import hearteye
+from hearteye.audit import AuditWriter
+from hearteye.auth_tokens import resolve_jwt_secret
+from hearteye.db import (
+    DatabaseUnavailableError,
+    create_db_engine,
+    create_session_factory,
+    database_config,
+    upgrade_database,
+)
+from hearteye.identity import ActiveUserCache, UserStore
+from serving.batcher import MicroBatcher
+from serving.context import ClientResolver
+from serving.errors import install_error_handlers
+from serving.logs import configure_logging
+from serving.metrics import ServingMetrics
+from serving.middleware import RequestMiddleware
+from serving.routes import audit, auth, health, models, predict
+from serving.runtime import Runtime
+from serving.settings import ServingSettings
+from serving.store import ModelStore
+
+logger = logging.getLogger("serving.app")
+
+DESCRIPTION = """\
+Beat-by-beat AAMI classification (N, S, V, F, Q) of single-lead ECG strips by the **production**
+version of each registered HeartEye model. Get a token from `POST /api/v1/auth/token` (OAuth2
+password flow), then send it as `Authorization: Bearer <token>`.
+"""
+
+
+def create_app(settings: ServingSettings | None = None) -> FastAPI:
+    """The app; ``settings`` default to the environment (``HEARTEYE_*``)."""
+    settings = settings or ServingSettings()
+    configure_logging(settings.log_level)
+    runtime = Runtime(
+        settings=settings,
+        metrics=ServingMetrics(),
+        clients=ClientResolver(settings.trusted_proxies),
+    )
+    app = FastAPI(
+        title="HeartEye API",
+        version=hearteye.__version__,
+        description=DESCRIPTION,
+        docs_url="/api/docs",
+        redoc_url="/api/redoc",
+        openapi_url="/api/openapi.json",
+        lifespan=_lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    for module in (auth, predict, models, audit, health):
+        app.include_router(module.router)
+    if settings.cors_allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allowed_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(RequestMiddleware, runtime=runtime)  # outermost: sees every answer
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    runtime = app.state.runtime
+    assert isinstance(runtime, Runtime)
+    try:
+        await run_in_threadpool(start_runtime, runtime)
+    except BaseException:
+        await run_in_threadpool(stop_runtime, runtime)
+        raise
+    try:
+        yield
+    finally:
+        await run_in_threadpool(stop_runtime, runtime)
+
+
+def start_runtime(runtime: Runtime) -> None:
+    """Everything a worker needs before it answers; raises to refuse to start."""
+    settings = runtime.settings
+    runtime.jwt_secret = resolve_jwt_secret(
+        settings.jwt_secret_value(), env=settings.env, home=settings.home
+    )
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.model_cache_path.mkdir(parents=True, exist_ok=True)
+    _start_database(runtime)
+    store = ModelStore(settings, runtime.metrics)
+    runtime.store = store
+    for name in settings.micro_batch_models:
+        if name in settings.models:
+            runtime.batchers[name] = MicroBatcher(
+                name, settings.micro_batch_window_ms / 1000.0, settings.micro_batch_max_strips
+            )
+    store.start()
+    logger.info(
+        "serving %s (default %s, alias %s, poll every %.1f s) from %s",
+        ", ".join(settings.models),
+        settings.default_model,
+        settings.model_alias,
+        settings.poll_interval_s,
+        store.source.target.uri,
+    )
+
+
+def _start_database(runtime: Runtime) -> None:
+    settings = runtime.settings
+    config = database_config(settings)
+    if settings.migrate_on_start:
+        try:
+            upgrade_database(config.owner_url, app_role=config.app_role)
+        except DatabaseUnavailableError as exc:
+            # Serve anyway: audit records are spooled on disk until the database returns.
+            runtime.database_error = str(exc)
+            logger.error("start-up migration skipped: %s", exc)
+    engine = create_db_engine(
+        config.url, pool_size=config.pool_size, max_overflow=config.max_overflow
+    )
+    runtime.engine = engine
+    runtime.sessions = create_session_factory(engine)
+    runtime.users = UserStore(runtime.sessions)
+    runtime.active_users = ActiveUserCache(
+        runtime.users, ttl_s=settings.user_cache_ttl_s, stale_ttl_s=settings.user_cache_stale_s
+    )
+    runtime.audit = AuditWriter(engine, settings.audit_spool_dir)
+    runtime.audit.start()
+
+
+def stop_runtime(runtime: Runtime) -> None:
+    """Stop the poller, answer what the batchers hold, drain the audit queue, close the pool."""
+    if runtime.store is not None:
+        runtime.store.stop()
+    for batcher in runtime.batchers.values():
+        batcher.close()
+    runtime.batchers.clear()
+    if runtime.audit is not None:
+        runtime.audit.close()
+    if runtime.engine is not None:
+        runtime.engine.dispose()

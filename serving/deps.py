@@ -1,0 +1,128 @@
+"""FastAPI dependencies as ``Annotated`` aliases: the runtime, the request context, the user.
+
+Every dependency is ``async`` so FastAPI runs it on the event loop (a sync dependency costs a
+thread-pool round trip per request); the one that may query the database hands that part to the
+thread pool itself, only when its answer is not fresh.
+
+``CurrentUser`` verifies the bearer token (HS256 only, signature, ``exp``, ``iss``, ``aud``) and
+looks the user up (:class:`~hearteye.identity.ActiveUserCache`: the database's role and enabled
+flag win over the token's). ``require_role(...)`` narrows it; a wrong role is 403, every token
+problem 401.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+from starlette.concurrency import run_in_threadpool
+
+from hearteye.auth_tokens import TokenError
+from hearteye.identity import Role, UnknownUserError, UserDisabledError, UserInfo
+from serving.context import RequestContext, request_context
+from serving.runtime import Runtime
+from serving.settings import ServingSettings
+from serving.store import ModelStore
+
+TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a URL, not a secret
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+
+
+async def get_runtime(request: Request) -> Runtime:
+    runtime = request.app.state.runtime
+    assert isinstance(runtime, Runtime)
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_settings(runtime: RuntimeDep) -> ServingSettings:
+    return runtime.settings
+
+
+SettingsDep = Annotated[ServingSettings, Depends(get_settings)]
+
+
+async def get_store(runtime: RuntimeDep) -> ModelStore:
+    return runtime.require_store()
+
+
+StoreDep = Annotated[ModelStore, Depends(get_store)]
+
+
+async def get_context(request: Request) -> RequestContext:
+    return request_context(request)
+
+
+Context = Annotated[RequestContext, Depends(get_context)]
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail=message,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+async def get_current_user(
+    runtime: RuntimeDep,
+    ctx: Context,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> UserInfo:
+    """The enabled user behind a valid bearer token.
+
+    The signature check runs here (microseconds); the account lookup goes through
+    :class:`~hearteye.identity.ActiveUserCache` in a worker thread (it may query the database),
+    except when this worker looked the same user up less than ``user_cache_ttl_s`` ago.
+    """
+    if runtime.jwt_secret is None or runtime.active_users is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "authentication is not ready")
+    try:
+        claims = runtime.verify_token(token)
+    except TokenError as exc:
+        raise _unauthorized(str(exc)) from None
+    ctx.username = claims.subject
+    user = runtime.recent_user(claims.subject)
+    if user is None:
+        user = await run_in_threadpool(_look_up, runtime, claims.subject)
+    ctx.username = user.username
+    return user
+
+
+def _look_up(runtime: Runtime, username: str) -> UserInfo:
+    assert runtime.active_users is not None
+    try:
+        user = runtime.active_users.get(username)
+    except UserDisabledError:
+        raise _unauthorized(f"user {username!r} is disabled") from None
+    except UnknownUserError:
+        raise _unauthorized(f"user {username!r} does not exist") from None
+    runtime.remember_user(username, user)
+    return user
+
+
+CurrentUser = Annotated[UserInfo, Depends(get_current_user)]
+
+
+def require_role(*roles: Role) -> Callable[[UserInfo], Awaitable[UserInfo]]:
+    """A dependency admitting only users whose (database) role is one of ``roles``."""
+    allowed = ", ".join(role.value for role in roles)
+
+    async def dependency(user: CurrentUser) -> UserInfo:
+        if user.role not in roles:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"role {user.role.value!r} may not use this route (requires: {allowed})",
+            )
+        return user
+
+    return dependency
+
+
+Clinician = Annotated[UserInfo, Depends(require_role(Role.CLINICIAN, Role.ADMIN))]
+AdminUser = Annotated[UserInfo, Depends(require_role(Role.ADMIN))]

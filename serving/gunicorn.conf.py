@@ -1,0 +1,78 @@
+# ruff: noqa: N999 - gunicorn's conventional file name, not an importable module
+"""Gunicorn configuration of the serving tier (read by the master, before any worker starts).
+
+    gunicorn -c serving/gunicorn.conf.py --bind 127.0.0.1:8000 "serving.app:create_app()"
+
+Environment (the command line wins over these):
+
+* ``HEARTEYE_WORKERS`` (or ``WEB_CONCURRENCY``): worker processes, default 2. Each worker loads
+  its own copy of every model (``preload_app`` off: nothing is loaded in the master) and runs its
+  own registry poller.
+* ``HEARTEYE_BIND``: default address, 127.0.0.1:8000.
+* ``HEARTEYE_WORKER_TIMEOUT_S`` (120): a worker silent for longer is restarted; start-up (loading
+  the models) counts, so keep it above the slowest model load.
+* ``HEARTEYE_GRACEFUL_TIMEOUT_S`` (30): on SIGTERM, requests in flight get this long to finish.
+* ``PROMETHEUS_MULTIPROC_DIR``: where workers keep their metric files. Unset: a fresh temporary
+  directory per master, removed at exit. Either way it is emptied at start and a dead worker's
+  files are marked dead (``child_exit``), so /metrics on any worker reports the whole instance.
+"""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from gunicorn.arbiter import Arbiter
+from gunicorn.workers.base import Worker
+
+wsgi_app = "serving.app:create_app()"
+bind = [os.environ.get("HEARTEYE_BIND", "127.0.0.1:8000")]
+workers = int(os.environ.get("HEARTEYE_WORKERS") or os.environ.get("WEB_CONCURRENCY") or 2)
+worker_class = "serving.worker.HeartEyeUvicornWorker"
+preload_app = False
+timeout = int(os.environ.get("HEARTEYE_WORKER_TIMEOUT_S", "120"))
+graceful_timeout = int(os.environ.get("HEARTEYE_GRACEFUL_TIMEOUT_S", "30"))
+# Longer than nginx's upstream keepalive (60 s): the proxy, not us, closes idle connections,
+# so it never reuses one we are closing at that moment (a 502).
+keepalive = 75
+accesslog = None  # the app writes one JSON line per request on stdout
+errorlog = "-"
+loglevel = os.environ.get("HEARTEYE_GUNICORN_LOG_LEVEL", "info")
+proc_name = "hearteye-serving"
+# Gunicorn >= 25 opens a control socket at one per-user path ($HOME/.gunicorn/gunicorn.ctl):
+# several instances on one host (the native stack runs two) would fight over it.
+control_socket_disable = True
+
+_METRICS_DIR_OWNED = "HEARTEYE_METRICS_DIR_OWNED"
+
+
+def on_starting(server: Arbiter) -> None:
+    """Prepare the shared metrics directory and MLflow's client retry policy for the workers."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if path:
+        directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="hearteye-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+        os.environ[_METRICS_DIR_OWNED] = str(directory)
+    # The poller probes the registry before every poll; these bound what MLflow's own client does
+    # if the server goes away in between (its defaults retry for minutes).
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+
+def child_exit(server: Arbiter, worker: Worker) -> None:
+    """Drop a dead worker's live gauges from the shared metrics."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Arbiter) -> None:
+    owned = os.environ.get(_METRICS_DIR_OWNED)
+    if owned:
+        shutil.rmtree(owned, ignore_errors=True)

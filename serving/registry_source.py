@@ -1,0 +1,110 @@
+"""The registry as serving sees it: which version an alias points at, and its files.
+
+Read-only (the serving MLflow user has READ permission). No global MLflow state is touched: the
+client and the downloads name the tracking URI explicitly. Before each poll a short authenticated
+probe (:func:`hearteye.tracking.check_reachable`) decides whether the server is up, so a server
+that is down costs ``registry_timeout_s``, never MLflow's minutes of retries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hearteye.errors import HeartEyeError
+from hearteye.tracking import (
+    TrackingTarget,
+    check_reachable,
+    tracking_target,
+    translate_mlflow_error,
+)
+from serving.settings import ServingSettings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+#: MLflow error codes meaning "no such model / no such alias": no production version yet.
+_ABSENT = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
+
+
+class RegistryUnavailableError(HeartEyeError):
+    """The tracking server is down, refused our credentials, or failed the request."""
+
+
+@dataclass(frozen=True)
+class ResolvedVersion:
+    """The version an alias points at."""
+
+    name: str
+    version: str
+    run_id: str | None
+
+
+class RegistrySource:
+    """Alias resolution and downloads against the effective tracking target."""
+
+    def __init__(self, settings: ServingSettings) -> None:
+        self._settings = settings
+        self.target: TrackingTarget = tracking_target(settings)
+        self._client: MlflowClient | None = None
+
+    @property
+    def uri(self) -> str:
+        return self.target.uri
+
+    def _mlflow(self) -> MlflowClient:
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.target.uri, registry_uri=self.target.uri)
+        return self._client
+
+    def check(self) -> str | None:
+        """None when the registry answers, else why not (one line)."""
+        result = check_reachable(self.target, timeout_s=self._settings.registry_timeout_s)
+        return None if result.reachable else (result.error or "unreachable")
+
+    def resolve(self, name: str, alias: str) -> ResolvedVersion | None:
+        """The version ``alias`` points at; None when the model or the alias does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self._mlflow().get_model_version_by_alias(name, alias)
+        except MlflowException as exc:
+            translated = translate_mlflow_error(exc, self.target, f"resolve {name}@{alias}")
+            if translated is not None:
+                raise RegistryUnavailableError(str(translated)) from exc
+            if exc.error_code in _ABSENT:
+                return None
+            raise RegistryUnavailableError(f"resolving {name}@{alias}: {_first_line(exc)}") from exc
+        except Exception as exc:  # requests' connection errors and the like
+            raise RegistryUnavailableError(f"resolving {name}@{alias}: {_first_line(exc)}") from exc
+        return ResolvedVersion(name=name, version=str(mv.version), run_id=mv.run_id or None)
+
+    def download(self, name: str, version: str, destination: Path) -> Path:
+        """Download the version's whole model directory (MLmodel, input example, artifacts)."""
+        import mlflow.artifacts
+        from mlflow.exceptions import MlflowException
+
+        try:
+            uri = self._mlflow().get_model_version_download_uri(name, version)
+            path = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri,
+                dst_path=str(destination),
+                tracking_uri=self.target.uri,
+                registry_uri=self.target.uri,
+            )
+        except MlflowException as exc:
+            translated = translate_mlflow_error(exc, self.target, f"download {name} v{version}")
+            raise RegistryUnavailableError(
+                str(translated) if translated else f"download: {_first_line(exc)}"
+            ) from exc
+        except Exception as exc:
+            raise RegistryUnavailableError(f"download: {_first_line(exc)}") from exc
+        return Path(path)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]

@@ -1,0 +1,190 @@
+"""Request and response bodies of the API (pydantic; the OpenAPI schema is generated from them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Label = Literal["N", "S", "V", "F", "Q"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class Strip(_Body):
+    """One single-lead ECG strip."""
+
+    signal: list[float] = Field(
+        description="Samples in mV, one lead; 2 s to 10 min long at `fs`.",
+        json_schema_extra={"example": [-0.145, -0.145, -0.12]},
+    )
+    fs: float = Field(description="Sampling rate in Hz (100-1000).", examples=[360])
+    r_peaks: list[int] | None = Field(
+        default=None,
+        description="Optional R-peak sample positions (strictly increasing, within the "
+        "signal); detected when omitted.",
+    )
+
+
+class PredictRequest(Strip):
+    """A strip and, optionally, which served model should answer."""
+
+    model: str | None = Field(
+        default=None, description="Registered model name; the default model when omitted."
+    )
+
+
+class PredictBatchRequest(_Body):
+    """Several strips answered by one model in one request."""
+
+    strips: list[Strip] = Field(min_length=1, description="The strips, each answered alone.")
+    model: str | None = Field(
+        default=None, description="Registered model name; the default model when omitted."
+    )
+
+
+class ModelRef(BaseModel):
+    """The registered version that answered."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    version: str
+    run_id: str | None
+
+
+class ClassProbabilities(BaseModel):
+    N: float
+    S: float
+    V: float
+    F: float
+    Q: float
+
+
+class ClassCounts(BaseModel):
+    N: int = 0
+    S: int = 0
+    V: int = 0
+    F: int = 0
+    Q: int = 0
+
+
+class Beat(BaseModel):
+    sample: int = Field(description="R-peak position in the input's own samples.")
+    time_s: float = Field(description="R-peak time from the start of the strip (s).")
+    label: Label = Field(description="AAMI class: the argmax of `probabilities`.")
+    probabilities: ClassProbabilities
+
+
+class StripResult(BaseModel):
+    fs: float
+    beats: list[Beat]
+    counts: ClassCounts
+
+
+class PredictResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    request_id: str = Field(description="This request's id (also the X-Request-ID header).")
+    model: ModelRef
+    fs: float
+    beats: list[Beat]
+    counts: ClassCounts
+
+
+class PredictBatchResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    request_id: str
+    model: ModelRef
+    results: list[StripResult] = Field(description="One result per strip, in request order.")
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type
+    expires_in: int = Field(description="Seconds until the token expires.")
+
+
+class LoadedVersion(BaseModel):
+    version: str
+    run_id: str | None
+    kind: str
+    source: Literal["registry", "cache"] = Field(
+        description="`cache`: loaded from the on-disk cache while the registry was unreachable."
+    )
+    loaded_at: datetime
+    load_s: float = Field(description="Seconds to download, load and smoke-test it.")
+
+
+class SwapErrorOut(BaseModel):
+    version: str | None
+    stage: str
+    message: str
+    at: datetime
+
+
+class ModelStatus(BaseModel):
+    name: str
+    default: bool
+    alias: str
+    alias_version: str | None = Field(
+        description="Where the alias points in the registry (null: unset or not known yet)."
+    )
+    loaded: LoadedVersion | None
+    micro_batched: bool
+    swaps: int
+    last_swap_at: datetime | None
+    last_error: SwapErrorOut | None
+
+
+class RegistryStatus(BaseModel):
+    uri: str
+    reachable: bool
+    error: str | None
+    last_poll_at: datetime | None
+
+
+class ModelsResponse(BaseModel):
+    worker_pid: int
+    registry: RegistryStatus
+    models: list[ModelStatus]
+
+
+class ServiceHealth(BaseModel):
+    status: Literal["up", "down", "degraded"]
+    detail: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["healthy", "degraded", "unhealthy"]
+    timestamp: datetime
+    version: str
+    uptime: float = Field(description="Seconds since this worker started.")
+    services: dict[str, ServiceHealth]
+
+
+class AuditEntryOut(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    request_id: str
+    occurred_at: datetime
+    username: str | None
+    client_addr: str | None
+    route: str
+    model_name: str | None
+    model_version: str | None
+    run_id: str | None
+    signal_sha256: str | None
+    n_beats: int | None
+    label_counts: dict[str, int] | None
+    latency_ms: float
+    status_code: int
+
+
+class AuditResponse(BaseModel):
+    count: int
+    records: list[AuditEntryOut]

@@ -1,0 +1,194 @@
+"""Settings of one serving process (one Gunicorn worker): ``HEARTEYE_*`` variables.
+
+Extends :class:`hearteye.settings.HearteyeSettings` (home, environment, platform database) with
+what only the API needs. MLflow's own variables (``MLFLOW_TRACKING_URI``,
+``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``) are read by MLflow, not here.
+List settings take a JSON list or a comma-separated string
+(``HEARTEYE_MODELS=ecg-xgboost,ecg-bilstm``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from hearteye.settings import HearteyeSettings
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class ServingSettings(HearteyeSettings):
+    """What the prediction API serves, how it follows the registry, and its limits."""
+
+    # -- models ------------------------------------------------------------------------------
+    models: CommaList = Field(
+        default=["ecg-xgboost", "ecg-bilstm"],
+        min_length=1,
+        description="Registered models served; each follows its `model_alias`.",
+    )
+    default_model: str = Field(
+        default="ecg-xgboost",
+        description="The model that answers when a request names none; /ready waits for it.",
+    )
+    model_alias: str = Field(
+        default="production",
+        min_length=1,
+        description="The registry alias whose version is served (HeartEye moves `production`).",
+    )
+    poll_interval_s: float = Field(
+        default=2.0,
+        gt=0.0,
+        le=300.0,
+        description="How often every worker resolves the alias; a promote or rollback is "
+        "served within this interval plus the new version's load time.",
+    )
+    failed_retry_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        description="A version that failed to load or to answer its smoke prediction is tried "
+        "again after this long (the previous version keeps serving meanwhile).",
+    )
+    registry_timeout_s: float = Field(
+        default=3.0,
+        gt=0.0,
+        description="Reachability probe of the tracking server before each poll; a server that "
+        "does not answer within it counts as down (the loaded versions keep serving).",
+    )
+    model_cache_dir: Path | None = Field(
+        default=None,
+        description="On-disk cache of downloaded versions and of the last known production "
+        "version of each model, used when the registry is unreachable at start. "
+        "Default: <home>/model-cache.",
+    )
+    model_cache_keep: int = Field(
+        default=3,
+        ge=1,
+        description="Versions kept in the cache per model (the production one always stays).",
+    )
+    micro_batch_models: CommaList = Field(
+        default=["ecg-xgboost", "ecg-bilstm"],
+        description="Models whose requests go through a micro-batcher: one inference thread per "
+        "model, concurrent strips gathered into one `predict_strips` call. Others run in the "
+        "thread pool, one call per request.",
+    )
+    micro_batch_window_ms: float = Field(
+        default=2.0,
+        ge=0.0,
+        le=100.0,
+        description="How long the micro-batcher waits for more strips after the first one.",
+    )
+    micro_batch_max_strips: int = Field(
+        default=32,
+        ge=1,
+        description="Most strips in one micro-batch.",
+    )
+
+    # -- request limits ----------------------------------------------------------------------
+    min_fs_hz: float = Field(default=100.0, gt=0.0, description="Lowest accepted sampling rate.")
+    max_fs_hz: float = Field(default=1000.0, gt=0.0, description="Highest accepted sampling rate.")
+    min_strip_s: float = Field(default=2.0, gt=0.0, description="Shortest accepted strip (s).")
+    max_strip_s: float = Field(
+        default=600.0, gt=0.0, description="Longest accepted strip (s): 10 minutes."
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Request bodies above this are refused with 413 before they are parsed "
+        "(nginx's client_max_body_size is the same 16 MB).",
+    )
+    max_batch_strips: int = Field(
+        default=32, ge=1, description="Most strips in one /api/v1/predict/batch request."
+    )
+
+    # -- identity ----------------------------------------------------------------------------
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 signing secret (>= 32 bytes). Production refuses to start without a "
+        "real one; development generates <home>/jwt-secret once.",
+    )
+    jwt_issuer: str = Field(default="hearteye", min_length=1, description="Token `iss`.")
+    jwt_audience: str = Field(default="hearteye-api", min_length=1, description="Token `aud`.")
+    jwt_ttl_s: int = Field(default=3600, ge=60, le=86_400, description="Token lifetime (s).")
+    user_cache_ttl_s: float = Field(
+        default=5.0,
+        gt=0.0,
+        description="A token's user is looked up again after this long (a disabled account "
+        "stops working within it).",
+    )
+    user_cache_stale_s: float = Field(
+        default=300.0,
+        gt=0.0,
+        description="While the database is down, the last known answer about a user is used "
+        "for this long.",
+    )
+    migrate_on_start: bool = Field(
+        default=True,
+        description="Apply the platform database's migrations at start-up (safe with many "
+        "workers). Off: the schema must already be at head (`ml db upgrade`).",
+    )
+
+    # -- HTTP --------------------------------------------------------------------------------
+    cors_allowed_origins: CommaList = Field(
+        default=[], description="Origins allowed by CORS; empty: no CORS headers at all."
+    )
+    trusted_proxies: CommaList = Field(
+        default=["127.0.0.1", "::1"],
+        description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For and "
+        "X-Request-ID are believed. Compose: add the backend network.",
+    )
+    access_log: bool = Field(
+        default=True, description="One JSON line per request on stdout (request id, route, ...)."
+    )
+    log_level: str = Field(default="INFO", description="Level of the application's log.")
+
+    @field_validator(
+        "models", "micro_batch_models", "cors_allowed_origins", "trusted_proxies", mode="before"
+    )
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {entry!r} is not an IP address or network (CIDR)"
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ServingSettings:
+        if self.default_model not in self.models:
+            raise ValueError(
+                f"default_model {self.default_model!r} is not one of the served models "
+                f"{self.models} (HEARTEYE_DEFAULT_MODEL / HEARTEYE_MODELS)"
+            )
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"models lists a name twice: {self.models}")
+        if self.min_fs_hz >= self.max_fs_hz:
+            raise ValueError("min_fs_hz must be below max_fs_hz")
+        if self.min_strip_s >= self.max_strip_s:
+            raise ValueError("min_strip_s must be below max_strip_s")
+        return self
+
+    @property
+    def model_cache_path(self) -> Path:
+        """The effective model cache directory."""
+        return self.model_cache_dir or self.home / "model-cache"
+
+    def jwt_secret_value(self) -> str | None:
+        return self.jwt_secret.get_secret_value() if self.jwt_secret is not None else None
