@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "status": "cli.status:status",
     "db": "cli.db:db",
     "users": "cli.users:users",
+    "serve": "cli.serve:serve",
 }
 
 
