@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from hearteye.errors import HeartEyeError
 from hearteye.tracking import (
@@ -103,6 +104,16 @@ class RegistrySource:
         except Exception as exc:
             raise RegistryUnavailableError(f"download: {_first_line(exc)}") from exc
         return Path(path)
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with a password in it replaced by ``***``."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _first_line(exc: BaseException) -> str:

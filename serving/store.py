@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -157,7 +157,11 @@ class ModelStore:
                         self._load_from_cache(slot)
                 return
             for name, version in resolved.items():
-                self._follow(self.slots[name], version)
+                slot = self.slots[name]
+                self._follow(slot, version)
+                if startup and slot.current is None and version is not None:
+                    # e.g. the artifact store is down while the registry answers
+                    self._load_from_cache(slot)
 
     def _set_registry(self, problem: str | None) -> None:
         if problem != self.registry_error:
@@ -175,8 +179,13 @@ class ModelStore:
             return  # no production version (yet, or the alias was removed): keep what we have
         current = slot.current
         if current is not None and current.version == resolved.version:
+            if slot.last_error is not None:  # the alias is back on what we serve
+                slot.last_error = None
+                self.metrics.swap_error.labels(slot.name).set(0)
             if current.source == "cache":  # the registry confirms the cached version
-                slot.current = _with_source(current, "registry")
+                confirmed = replace(current, source="registry")
+                slot.current = confirmed
+                self._publish(slot, confirmed, current)
             return
         retry_at = slot._retry_after.get(resolved.version)
         if retry_at is not None and self._clock() < retry_at:
@@ -245,9 +254,10 @@ class ModelStore:
             return
         record = self.cache.production(slot.name)
         if record is None:
-            slot.last_error = SwapError(
-                None, "resolve", "registry unreachable and no cached version", datetime.now(UTC)
-            )
+            if slot.last_error is None:
+                slot.last_error = SwapError(
+                    None, "resolve", "registry unreachable and no cached version", datetime.now(UTC)
+                )
             return
         directory = self.cache.version_dir(slot.name, record.version)
         try:
@@ -289,9 +299,3 @@ class ModelStore:
 
     def cache_root(self) -> Path:
         return self.cache.root
-
-
-def _with_source(loaded: LoadedModel, source: str) -> LoadedModel:
-    from dataclasses import replace
-
-    return replace(loaded, source=source)  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from sqlalchemy import text
 
 import hearteye
 from serving.deps import RuntimeDep
+from serving.registry_source import redact_uri
 from serving.runtime import Runtime
 from serving.schemas import HealthResponse, ServiceHealth
 
@@ -101,7 +102,7 @@ def _registry(runtime: Runtime) -> ServiceHealth:
         return ServiceHealth(status="down", detail="not started")
     if store.registry_error is not None:
         return ServiceHealth(status="down", detail=store.registry_error)
-    return ServiceHealth(status="up", detail=store.source.target.uri.split("@")[-1])
+    return ServiceHealth(status="up", detail=redact_uri(store.source.uri))
 
 
 def _database(runtime: Runtime) -> ServiceHealth:

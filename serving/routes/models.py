@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter
 
 from serving.deps import Clinician, StoreDep
+from serving.registry_source import redact_uri
 from serving.schemas import (
     LoadedVersion,
     ModelsResponse,
@@ -61,18 +61,10 @@ def models_status(store: ModelStore) -> ModelsResponse:
     return ModelsResponse(
         worker_pid=os.getpid(),
         registry=RegistryStatus(
-            uri=_redact(store.source.uri),
+            uri=redact_uri(store.source.uri),
             reachable=store.registry_reachable,
             error=store.registry_error,
             last_poll_at=store.last_poll_at,
         ),
         models=models,
     )
-
-
-def _redact(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
