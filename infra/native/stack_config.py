@@ -85,6 +85,11 @@ class StackPlan:
     serving_ports: list[int]
     databases_created: list[str] = field(default_factory=list)
     role_created: bool = False
+    # The platform database's application role (runtime): INSERT/SELECT on the audit trail only.
+    # ``pg_role`` owns the databases and runs the migrations (HEARTEYE_DATABASE_OWNER_URL).
+    app_role: str = ""
+    app_password: str = ""
+    app_role_created: bool = False
     processes: list[ProcessRecord] = field(default_factory=list)
 
     @property
@@ -104,8 +109,18 @@ class StackPlan:
         return f"http://127.0.0.1:{self.ports['s3']}"
 
     def database_url(self, key: str, driver: str = "postgresql+psycopg2") -> str:
+        """The owner role's URL of database ``key`` (mlflow, auth, platform)."""
         host = self.pg_host_port
         return f"{driver}://{self.pg_role}:{self.pg_password}@{host}/{self.databases[key]}"
+
+    @property
+    def platform_app_url(self) -> str:
+        """The platform database as the application role (what serving uses at runtime)."""
+        host = self.pg_host_port
+        return (
+            f"postgresql+psycopg2://{self.app_role}:{self.app_password}@{host}"
+            f"/{self.databases['platform']}"
+        )
 
     @property
     def pg_host_port(self) -> str:
@@ -146,7 +161,9 @@ class StackPlan:
             "HEARTEYE_STACK_SERVING_URLS": ",".join(
                 f"http://127.0.0.1:{p}" for p in self.serving_ports
             ),
-            "HEARTEYE_DATABASE_URL": self.database_url("platform"),
+            # Runtime (application role) and migrations (schema owner), as serving gets them.
+            "HEARTEYE_DATABASE_URL": self.platform_app_url,
+            "HEARTEYE_DATABASE_OWNER_URL": self.database_url("platform"),
             "HEARTEYE_STACK_MLFLOW_DATABASE_URL": self.database_url("mlflow"),
             "HEARTEYE_STACK_AUTH_DATABASE_URL": self.database_url("auth"),
             "HEARTEYE_JWT_SECRET": self.jwt_secret,
@@ -244,6 +261,8 @@ def make_plan(settings: StackSettings) -> StackPlan:
         flask_secret_key=settings.flask_secret_key or token(32),
         jwt_secret=token(32),
         serving_ports=serving_ports,
+        app_role=f"{name}_app",
+        app_password=token(),
     )
 
 

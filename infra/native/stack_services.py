@@ -38,7 +38,13 @@ def base_env(plan: StackPlan) -> dict[str, str]:
 
 
 def create_databases(plan: StackPlan) -> None:
-    """A login role owning three fresh databases: MLflow's store, its auth db, the platform's."""
+    """Two login roles and three fresh databases, as compose's postgres init does.
+
+    ``pg_role`` owns MLflow's store, its auth database and the platform database (and runs the
+    platform's migrations); ``app_role`` is the platform's runtime role: it may connect to the
+    platform database only, and the migrations give it INSERT/SELECT on the audit trail, nothing
+    more (docs/identity.md). Nobody else (PUBLIC) may connect to any of the three.
+    """
     import psycopg2
     from psycopg2 import sql
 
@@ -52,7 +58,16 @@ def create_databases(plan: StackPlan) -> None:
             )
             plan.role_created = True
             plan.save()
-            for db in plan.databases.values():
+            if plan.app_role:
+                cur.execute(
+                    sql.SQL(
+                        "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %s"
+                    ).format(sql.Identifier(plan.app_role)),
+                    (plan.app_password,),
+                )
+                plan.app_role_created = True
+                plan.save()
+            for key, db in plan.databases.items():
                 cur.execute(
                     sql.SQL(
                         "CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0"
@@ -60,6 +75,15 @@ def create_databases(plan: StackPlan) -> None:
                 )
                 plan.databases_created.append(db)
                 plan.save()
+                cur.execute(
+                    sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db))
+                )
+                if key == "platform" and plan.app_role:
+                    cur.execute(
+                        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                            sql.Identifier(db), sql.Identifier(plan.app_role)
+                        )
+                    )
     finally:
         conn.close()
 
@@ -80,6 +104,9 @@ def drop_databases(plan: StackPlan) -> list[str]:
                 )
                 plan.databases_created.remove(db)
                 dropped.append(db)
+            if plan.app_role_created:
+                cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(plan.app_role)))
+                plan.app_role_created = False
             if plan.role_created:
                 cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(plan.pg_role)))
                 plan.role_created = False
@@ -269,7 +296,9 @@ def serving_env(plan: StackPlan, instance: int) -> dict[str, str]:
         "MLFLOW_TRACKING_PASSWORD": plan.serving_password,
         "HEARTEYE_HOME": str(home),
         "HEARTEYE_ENV": "development",
-        "HEARTEYE_DATABASE_URL": plan.database_url("platform"),
+        # Migrations at start-up as the schema owner, everything else as the application role.
+        "HEARTEYE_DATABASE_OWNER_URL": plan.database_url("platform"),
+        "HEARTEYE_DATABASE_URL": plan.platform_app_url,
         "HEARTEYE_JWT_SECRET": plan.jwt_secret,
     }
 

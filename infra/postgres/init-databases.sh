@@ -1,12 +1,46 @@
 #!/bin/sh
 # PostgreSQL image init script (runs once, on an empty data directory): the three HeartEye
-# databases, owned by POSTGRES_USER. Idempotent all the same (CREATE only what is missing).
+# databases and the platform database's two roles. Idempotent all the same (CREATE only what is
+# missing; passwords are set from the environment every time).
+#
+#   HEARTEYE_MLFLOW_DB, HEARTEYE_MLFLOW_AUTH_DB   MLflow's store and its auth database, owned by
+#                                                 POSTGRES_USER
+#   HEARTEYE_PLATFORM_DB                          users and the prediction audit trail, owned by
+#                                                 HEARTEYE_PLATFORM_DB_OWNER (runs the migrations)
+#   HEARTEYE_PLATFORM_DB_APP_ROLE                 serving's runtime role: may connect to the
+#                                                 platform database only; the migrations give it
+#                                                 INSERT/SELECT on the audit trail, nothing more
+#
+# Neither platform role is a superuser; nobody else (PUBLIC) may connect to any of the databases.
 set -eu
 
-for db in "$HEARTEYE_MLFLOW_DB" "$HEARTEYE_MLFLOW_AUTH_DB" "$HEARTEYE_PLATFORM_DB"; do
-  psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres -v db="$db" <<'SQL'
-SELECT format('CREATE DATABASE %I OWNER %I', :'db', current_user)
-WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db')
+psql_admin() {
+  psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres "$@"
+}
+
+for spec in "$HEARTEYE_PLATFORM_DB_OWNER:$HEARTEYE_PLATFORM_DB_OWNER_PASSWORD" \
+            "$HEARTEYE_PLATFORM_DB_APP_ROLE:$HEARTEYE_PLATFORM_DB_APP_PASSWORD"; do
+  psql_admin -v role="${spec%%:*}" -v password="${spec#*:}" <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE', :'role')
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role')
+\gexec
+SELECT format('ALTER ROLE %I PASSWORD %L', :'role', :'password')
 \gexec
 SQL
 done
+
+for spec in "$HEARTEYE_MLFLOW_DB:$POSTGRES_USER" "$HEARTEYE_MLFLOW_AUTH_DB:$POSTGRES_USER" \
+            "$HEARTEYE_PLATFORM_DB:$HEARTEYE_PLATFORM_DB_OWNER"; do
+  psql_admin -v db="${spec%%:*}" -v owner="${spec#*:}" <<'SQL'
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'owner')
+WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db')
+\gexec
+SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'db')
+\gexec
+SQL
+done
+
+psql_admin -v db="$HEARTEYE_PLATFORM_DB" -v role="$HEARTEYE_PLATFORM_DB_APP_ROLE" <<'SQL'
+SELECT format('GRANT CONNECT ON DATABASE %I TO %I', :'db', :'role')
+\gexec
+SQL
