@@ -6,9 +6,10 @@ URI form) are the same, and this module runs them against the machine's PostgreS
 throwaway one) and the embedded store, so the documented procedures are known to work:
 
 - a JWT secret generated as the doc says passes the production check;
-- `pg_dump --format=custom` + `pg_restore --clean --if-exists --no-owner` bring the platform
-  database (users) and an MLflow tracking database (experiments, runs, registered models) back
-  to the state of the backup, over a database that changed since;
+- `pg_dump --format=custom` + `pg_restore --clean --if-exists`, both as a superuser (compose's
+  `POSTGRES_USER`), bring the platform database (users, owner, the application role's grants)
+  and an MLflow tracking database (experiments, runs, registered models) back to the state of the
+  backup, over a database that changed since;
 - `mlflow db upgrade <uri>` runs on a PostgreSQL and a sqlite (embedded) store;
 - `ml db upgrade` / `ml db current` afterwards report the schema up to date.
 """
@@ -51,6 +52,26 @@ def run(*args: str, stdin: str | None = None) -> str:
 def libpq(url: str) -> str:
     """A SQLAlchemy URL as libpq (pg_dump, pg_restore) reads it."""
     return url.replace("postgresql+psycopg2://", "postgresql://", 1)
+
+
+def as_superuser(database: PgDatabase) -> str:
+    """The database as the server's superuser, like `pg_dump -U "$POSTGRES_USER"` in compose."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database.admin_url).set(database=database.name)
+    return libpq(url.render_as_string(hide_password=False))
+
+
+def table_owner(database: PgDatabase, table: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database.owner_url)
+    try:
+        with engine.connect() as connection:
+            query = text("SELECT tableowner FROM pg_tables WHERE tablename = :t")
+            return str(connection.execute(query, {"t": table}).scalar_one())
+    finally:
+        engine.dispose()
 
 
 def ml(*args: str, stdin: str | None = None) -> Result:
@@ -120,21 +141,16 @@ def test_backup_and_restore_the_platform_database(
     ml("users", "add", "alice", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n")
 
     dump = tmp_path / "hearteye.dump"
-    owner = libpq(pg_database.owner_url)
-    run(pg_tool("pg_dump"), "--format=custom", f"--dbname={owner}", f"--file={dump}")
+    superuser = as_superuser(pg_database)
+    run(pg_tool("pg_dump"), "--format=custom", f"--dbname={superuser}", f"--file={dump}")
     ml("users", "add", "bob", "--role", "clinician", "--password-stdin", stdin=PASSWORD + "\n")
-    run(
-        pg_tool("pg_restore"),
-        "--clean",
-        "--if-exists",
-        "--no-owner",
-        f"--dbname={owner}",
-        str(dump),
-    )
+    run(pg_tool("pg_restore"), "--clean", "--if-exists", f"--dbname={superuser}", str(dump))
 
+    # Read as the application role: its grants came back with the dump.
     users = json.loads(ml("users", "list", "--json").stdout)
     assert [u["username"] for u in users] == ["alice"]
-    # The application role's rights came back with the dump; upgrading again is a no-op.
+    # The tables still belong to the schema owner, who can migrate and re-grant.
+    assert table_owner(pg_database, "users") == pg_database.owner_role
     assert json.loads(ml("db", "upgrade", "--json").stdout)["applied"] is False
     assert json.loads(ml("db", "current", "--json").stdout)["up_to_date"] is True
 
@@ -157,17 +173,12 @@ def test_backup_restore_and_upgrade_an_mlflow_database(
     client.create_registered_model("ecg-xgboost", tags={"hearteye.production": "{}"})
 
     dump = tmp_path / "mlflow.dump"
-    run(pg_tool("pg_dump"), "--format=custom", f"--dbname={libpq(uri)}", f"--file={dump}")
+    superuser = as_superuser(pg_database)
+    run(pg_tool("pg_dump"), "--format=custom", f"--dbname={superuser}", f"--file={dump}")
     client.delete_registered_model("ecg-xgboost")
     client.delete_run(run_id)
-    run(
-        pg_tool("pg_restore"),
-        "--clean",
-        "--if-exists",
-        "--no-owner",
-        f"--dbname={libpq(uri)}",
-        str(dump),
-    )
+    run(pg_tool("pg_restore"), "--clean", "--if-exists", f"--dbname={superuser}", str(dump))
+    assert table_owner(pg_database, "registered_models") == pg_database.owner_role
     run(MLFLOW, "db", "upgrade", uri)
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
