@@ -52,21 +52,35 @@ class RequestMiddleware:
         headers = _headers(scope)
         client = scope.get("client")
         peer = client[0] if client else None
+        incoming_id = headers.get("x-request-id")
         ctx = RequestContext(
-            request_id=rt.clients.request_id(peer, headers.get("x-request-id")),
+            request_id=rt.clients.request_id(peer, incoming_id),
             occurred_at=datetime.now(UTC),
             started=started,
             client_addr=rt.clients.client_addr(peer, headers.get("x-forwarded-for")),
         )
         scope.setdefault("state", {})[STATE_KEY] = ctx
-        request_id_header = (b"x-request-id", ctx.request_id.encode("latin-1"))
+        # A proxy that sent its id adds the header to the response itself (nginx does): echoing
+        # it too would send the header twice.
+        extra_headers = (
+            [] if ctx.request_id == incoming_id else [(b"x-request-id", ctx.request_id.encode())]
+        )
         status = 500
+        finished = False
+
+        def finish() -> None:
+            nonlocal finished
+            if not finished:
+                finished = True
+                self._finish(scope, ctx, status, started, headers)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                message["headers"] = [*message.get("headers", []), request_id_header]
+                message["headers"] = [*message.get("headers", []), *extra_headers]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                finish()  # before the last byte leaves: the record exists once the client has it
             await send(message)
 
         try:
@@ -80,7 +94,7 @@ class RequestMiddleware:
             status = 500
             raise
         finally:
-            self._finish(scope, ctx, status, started, headers)
+            finish()
 
     # -- body limit ----------------------------------------------------------------------------
 

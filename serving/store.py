@@ -172,13 +172,13 @@ class ModelStore:
         self.registry_error = problem
         self.metrics.registry_up.set(0 if problem else 1)
 
-    def _follow(self, slot: ModelSlot, resolved: ResolvedVersion | None) -> None:
+    def _follow(self, slot: ModelSlot, version: str | None) -> None:
         slot.alias_known = True
-        slot.alias_version = resolved.version if resolved else None
-        if resolved is None:
+        slot.alias_version = version
+        if version is None:
             return  # no production version (yet, or the alias was removed): keep what we have
         current = slot.current
-        if current is not None and current.version == resolved.version:
+        if current is not None and current.version == version:
             if slot.last_error is not None:  # the alias is back on what we serve
                 slot.last_error = None
                 self.metrics.swap_error.labels(slot.name).set(0)
@@ -187,16 +187,20 @@ class ModelStore:
                 slot.current = confirmed
                 self._publish(slot, confirmed, current)
             return
-        retry_at = slot._retry_after.get(resolved.version)
+        retry_at = slot._retry_after.get(version)
         if retry_at is not None and self._clock() < retry_at:
             return
-        self._swap(slot, resolved)
+        self._swap(slot, version)
 
     # -- loading and swapping ------------------------------------------------------------------
 
-    def _swap(self, slot: ModelSlot, resolved: ResolvedVersion) -> None:
+    def _swap(self, slot: ModelSlot, version: str) -> None:
         started = time.perf_counter()
         try:
+            try:
+                resolved = self.source.describe(slot.name, version)
+            except RegistryUnavailableError as exc:
+                raise VersionLoadError(slot.name, version, "resolve", str(exc)) from exc
             new = self._load(resolved)
         except VersionLoadError as exc:
             self._failed(slot, exc)
@@ -206,7 +210,7 @@ class ModelStore:
         slot.last_error = None
         slot.last_swap_at = datetime.now(UTC)
         slot.swaps += 1
-        slot._retry_after.pop(resolved.version, None)
+        slot._retry_after.pop(version, None)
         self._publish(slot, new, old)
         del old  # release: freed when the last request holding it returns
         elapsed = time.perf_counter() - started

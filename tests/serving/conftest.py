@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -216,7 +217,20 @@ class Api:
         return {"Authorization": f"Bearer {self.token(username, role)}"}
 
     def flush_audit(self) -> None:
-        assert self.runtime.audit.flush(10.0)
+        """Wait until every submitted record is in the database.
+
+        ``AuditWriter.flush()`` alone can return while the background thread still holds a record
+        it took off the queue just before the flush, so wait on the counters as well.
+        """
+        audit = self.runtime.audit
+        assert audit.flush(10.0)
+        deadline = time.monotonic() + 10.0
+        while True:
+            stats = audit.stats()
+            if stats.inserted + stats.duplicates >= stats.submitted:
+                return
+            assert time.monotonic() < deadline, stats
+            time.sleep(0.01)
 
     def audit_records(self) -> list[Any]:
         from hearteye.audit import query_audit

@@ -124,15 +124,20 @@ def test_one_json_log_line_per_request(
 
 
 def test_request_id_from_untrusted_clients_is_replaced(
-    registry: Registry, start_api: Callable[..., Api]
+    registry: Registry, start_api: Callable[..., Api], strips: list[np.ndarray]
 ) -> None:
     untrusted = start_api(client_addr=("192.0.2.10", 5555))
     answer = untrusted.client.get("/live", headers={"X-Request-ID": "client-chosen-id-123"})
     assert answer.headers["x-request-id"] != "client-chosen-id-123"
     assert len(answer.headers["x-request-id"]) == 32
     proxy = start_api(client_addr=("127.0.0.1", 5555))
-    answer = proxy.client.get("/live", headers={"X-Request-ID": "nginx-request-id-456"})
-    assert answer.headers["x-request-id"] == "nginx-request-id-456"
+    adopted = proxy.client.post(
+        "/api/v1/predict",
+        json=body(strips[0]),
+        headers={**proxy.headers(), "X-Request-ID": "nginx-request-id-456"},
+    )
+    assert adopted.json()["request_id"] == "nginx-request-id-456"
+    assert "x-request-id" not in adopted.headers  # the proxy adds its own header
     junk = proxy.client.get("/live", headers={"X-Request-ID": "bad id with spaces!"})
     assert junk.headers["x-request-id"] != "bad id with spaces!"
 
