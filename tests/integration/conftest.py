@@ -28,6 +28,15 @@ ARTIFACTS = REPO_ROOT / "test-artifacts"
 _STARTUP: dict[str, float] = {}
 
 
+class _SharedStack:
+    """The session's one stack, shared by every conftest that imports ``native_stack`` (tests/e2e
+    does): each import is a fixture definition of its own, so they count their users here and the
+    last one to finish stops the stack."""
+
+    stack: NativeStack | None = None
+    users: int = 0
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -37,6 +46,20 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def native_stack() -> Iterator[NativeStack]:
     """Start the native stack (about 15 s) for the session; tear it down afterwards."""
+    if _SharedStack.stack is None:
+        _SharedStack.stack = _start_stack()
+    _SharedStack.users += 1
+    stack = _SharedStack.stack
+    try:
+        yield stack
+    finally:
+        _SharedStack.users -= 1
+        if _SharedStack.users == 0:
+            _SharedStack.stack = None
+            _stop_stack(stack.state_dir)
+
+
+def _start_stack() -> NativeStack:
     import hearteye_stack
 
     # Under /tmp rather than pytest's 0700 tmp dirs: run as root, nginx's workers (`nobody`) must
@@ -58,7 +81,7 @@ def native_stack() -> Iterator[NativeStack]:
         )
     startup_s = time.monotonic() - began
     _STARTUP["native stack up (s)"] = startup_s
-    stack = NativeStack(
+    return NativeStack(
         url=plan.url,
         mlflow_uri=f"{plan.url}/mlflow",
         admin=(plan.admin_username, plan.admin_password),
@@ -69,12 +92,14 @@ def native_stack() -> Iterator[NativeStack]:
         state_dir=state,
         startup_s=startup_s,
     )
-    try:
-        yield stack
-    finally:
-        hearteye_stack.down(state, quiet=True)
-        _keep_logs(state)
-        shutil.rmtree(state, ignore_errors=True)
+
+
+def _stop_stack(state: Path) -> None:
+    import hearteye_stack
+
+    hearteye_stack.down(state, quiet=True)
+    _keep_logs(state)
+    shutil.rmtree(state, ignore_errors=True)
 
 
 def _keep_logs(state: Path) -> None:
