@@ -26,7 +26,7 @@ from pathlib import Path
 import stack_nginx
 import stack_services
 from stack_config import StackPlan, StackSettings, make_plan, settings_from_env
-from stack_process import StackError, is_alive, log_tail, stop_all
+from stack_process import StackError, http_status, is_alive, log_tail, stop_all
 
 __all__ = ["StackError", "StackPlan", "StackSettings", "down", "settings_from_env", "status", "up"]
 
@@ -77,6 +77,10 @@ def up(settings: StackSettings, quiet: bool = False) -> StackPlan:
     say(f"  {plan.url}/          landing page")
     say(f"  {plan.url}/mlflow/   MLflow UI and REST (user {plan.admin_username})")
     say(f"  {plan.url}/api/docs  prediction API")
+    if plan.serving_ports:
+        say(f"  {plan.url}/health    serving health ({len(plan.serving_ports)} instances)")
+        if http_status(f"{plan.url}/ready") == 503:
+            say("  no production model yet (/ready and /health answer 503): ml train, ml promote")
     say(f"  credentials and URLs: {env_file}")
     return plan
 
@@ -107,8 +111,6 @@ def down(state_dir: Path, quiet: bool = False) -> bool:
 
 def status(state_dir: Path) -> dict[str, object]:
     """Which recorded processes are alive, and whether the public entry answers."""
-    from stack_process import http_status
-
     plan = StackPlan.load(state_dir)
     if plan is None:
         return {"state_dir": str(state_dir), "running": False, "services": {}}
@@ -120,6 +122,7 @@ def status(state_dir: Path) -> dict[str, object]:
         "running": bool(services) and all(s["alive"] for s in services.values()),
         "landing_page": http_status(f"{plan.url}/"),
         "mlflow_health": http_status(f"{plan.url}/mlflow/health"),
+        "serving_ready": http_status(f"{plan.url}/ready") if plan.serving_ports else None,
         "services": services,
     }
 
@@ -173,7 +176,7 @@ def _print_status(report: dict[str, object]) -> None:
         print(f"no stack running from {report['state_dir']}")
         return
     print(f"{report['name']}  {report['url']}  landing {report['landing_page']}  "
-          f"mlflow {report['mlflow_health']}")  # fmt: skip
+          f"mlflow {report['mlflow_health']}  ready {report.get('serving_ready')}")  # fmt: skip
     services = report["services"]
     assert isinstance(services, dict)
     for name, info in services.items():
