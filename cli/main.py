@@ -6,6 +6,7 @@ Heavy imports (mlflow, torch, xgboost) live inside command bodies, so `ml --help
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -48,6 +49,8 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """HeartEye: train, register, promote and serve ECG arrhythmia models."""
+    # MLflow prints "View run at …" links on stdout, which belongs to our data (--json).
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     ctx.obj = AppContext()
 
 
