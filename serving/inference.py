@@ -44,18 +44,23 @@ class CheckedStrip:
     signal: npt.NDArray[np.float64]
 
 
-def strip_digest(strips: Sequence[Strip]) -> str | None:
+def samples(strip: Strip) -> npt.NDArray[np.float64]:
+    """The strip's samples as float64, converted once per request."""
+    return np.asarray(strip.signal, dtype=np.float64)
+
+
+def strip_digest(signals: Sequence[npt.NDArray[np.float64]]) -> str:
     """sha256 of the samples as received (several strips: concatenated in order)."""
-    try:
-        if len(strips) == 1:
-            return signal_sha256(strips[0].signal)
-        return signal_sha256(np.concatenate([np.asarray(s.signal, dtype="<f8") for s in strips]))
-    except (ValueError, TypeError):
-        return None
+    return signal_sha256(signals[0] if len(signals) == 1 else np.concatenate(signals))
 
 
-def check_strip(strip: Strip, settings: ServingSettings, loc: Loc = ("body",)) -> CheckedStrip:
-    """Convert and check one strip against the limits; raise InputError naming each field."""
+def check_strip(
+    strip: Strip,
+    signal: npt.NDArray[np.float64],
+    settings: ServingSettings,
+    loc: Loc = ("body",),
+) -> CheckedStrip:
+    """Check one strip (``signal``: its samples) against the limits; InputError names each field."""
     errors: list[tuple[Loc, str]] = []
     fs = strip.fs
     lo, hi = settings.min_fs_hz, settings.max_fs_hz
@@ -67,7 +72,6 @@ def check_strip(strip: Strip, settings: ServingSettings, loc: Loc = ("body",)) -
             )
         )
         raise InputError(errors)
-    signal = np.asarray(strip.signal, dtype=np.float64)
     finite = np.isfinite(signal)
     if not finite.all():
         index = int(np.argmin(finite))

@@ -7,14 +7,16 @@ process when the first app is created (never at import).
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 ACCESS_LOGGER = "serving.access"
-_CONFIGURED_MARK = "_hearteye_json_handler"
 
 
 class JsonFormatter(logging.Formatter):
@@ -35,6 +37,8 @@ class JsonFormatter(logging.Formatter):
             entry["message"] = record.getMessage()
             if record.exc_info:
                 entry["error"] = self.formatException(record.exc_info)
+            elif record.exc_text:
+                entry["error"] = record.exc_text
         return json.dumps(entry, default=str, separators=(",", ":"))
 
 
@@ -53,17 +57,46 @@ class _StdoutHandler(logging.StreamHandler):
         pass
 
 
+_listener: logging.handlers.QueueListener | None = None
+
+
 def configure_logging(level: str = "INFO") -> None:
-    """JSON lines on stdout for our loggers (idempotent: repeated apps add no handlers)."""
+    """JSON lines on stdout for our loggers (idempotent: repeated apps add no handlers).
+
+    Request threads only queue records; one background thread formats and writes them, so the
+    write system call (slow on this kind of VM) is never on a request's path.
+    """
+    global _listener
+    if _listener is None:
+        stdout = _StdoutHandler()
+        stdout.setFormatter(JsonFormatter())
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        _listener = logging.handlers.QueueListener(records, stdout)
+        _listener.start()
+        atexit.register(_listener.stop)  # flush what is queued at exit
+        _queue_handler.queue = records
     for name in ("serving", "hearteye"):
         logger = logging.getLogger(name)
         logger.setLevel(level.upper())
-        if not any(getattr(h, _CONFIGURED_MARK, False) for h in logger.handlers):
-            handler = _StdoutHandler()
-            handler.setFormatter(JsonFormatter())
-            setattr(handler, _CONFIGURED_MARK, True)
-            logger.addHandler(handler)
+        if _queue_handler not in logger.handlers:
+            logger.addHandler(_queue_handler)
         logger.propagate = False
+
+
+class _RecordQueueHandler(logging.handlers.QueueHandler):
+    """Queues the record itself (the JSON formatter runs in the listener thread)."""
+
+    def __init__(self) -> None:
+        super().__init__(queue.SimpleQueue())
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if record.exc_info:  # tracebacks cannot cross to the other thread as objects
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        return record
+
+
+_queue_handler = _RecordQueueHandler()
 
 
 def log_access(fields: dict[str, Any]) -> None:

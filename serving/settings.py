@@ -77,10 +77,12 @@ class ServingSettings(HearteyeSettings):
         "thread pool, one call per request.",
     )
     micro_batch_window_ms: float = Field(
-        default=2.0,
+        default=0.0,
         ge=0.0,
         le=100.0,
-        description="How long the micro-batcher waits for more strips after the first one.",
+        description="How long the micro-batcher waits for more strips after the first one. "
+        "0: no waiting; batches still form from the requests that arrive while the previous "
+        "batch computes (under load), and a lone request pays no extra latency.",
     )
     micro_batch_max_strips: int = Field(
         default=32,

@@ -1,18 +1,21 @@
-"""The Gunicorn worker class: uvicorn's, with TCP_NODELAY on every accepted connection.
+"""The Gunicorn worker class: uvicorn's, with TCP_NODELAY guaranteed on accepted connections.
 
-Gunicorn creates the listening socket with ``proto=0``; sockets accepted from it report
-``proto == 0`` too, and asyncio only enables TCP_NODELAY on accepted sockets whose ``proto`` is
-``IPPROTO_TCP`` (Kludex/uvicorn#3149). Nagle's algorithm then holds back the last small segment
-of each response until the client's delayed ACK: about 40 ms more per request after the first on
-a keep-alive connection (nginx's upstream keepalive reuses connections all the time).
+The trap (Kludex/uvicorn#3149): sockets accepted from a listener created with ``proto=0`` report
+``proto == 0``, and asyncio only enables TCP_NODELAY on accepted sockets whose ``proto`` is
+``IPPROTO_TCP``. Nagle's algorithm then holds the second write of a response (uvicorn writes the
+headers, then the body) until the client's delayed ACK: about 40 ms per request after the first
+on a keep-alive connection. uvicorn's own multi-worker supervisor (``uvicorn --workers N``, which
+``mlflow models serve -w N`` and ``mlflow server --workers N`` use) falls into it.
 
-Linux copies TCP_NODELAY from a listening socket to the sockets it accepts, so setting it once on
-the listeners here fixes every connection, whatever the event loop (asyncio or uvloop).
-docs/benchmarks.md has the measurement with and without it.
+Under Gunicorn it does not: Gunicorn's TCP listener sets TCP_NODELAY itself and Linux copies it to
+every accepted socket; uvloop (our default loop) also sets it per connection. This class sets it
+on the listeners once more so that no combination loses it (``--bind fd://N`` sockets handed over
+by systemd, the asyncio loop, a future Gunicorn). docs/benchmarks.md has the measurements.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import warnings
 from typing import Any
@@ -33,11 +36,16 @@ def enable_nodelay(sock: Any) -> bool:
 
 
 class HeartEyeUvicornWorker(UvicornWorker):
-    """uvloop + httptools, no uvicorn access log (the app writes its own JSON line)."""
+    """uvloop + httptools, no uvicorn access log (the app writes its own JSON line).
+
+    ``HEARTEYE_UVICORN_LOOP`` / ``HEARTEYE_UVICORN_HTTP`` (``auto``) pick another event loop or
+    HTTP parser (``asyncio``, ``h11``): the benchmark uses them to show the TCP_NODELAY fix on
+    the asyncio loop, which is the one affected (uvloop enables TCP_NODELAY by itself).
+    """
 
     CONFIG_KWARGS: dict[str, Any] = {  # noqa: RUF012 - uvicorn's own class attribute
-        "loop": "auto",
-        "http": "auto",
+        "loop": os.environ.get("HEARTEYE_UVICORN_LOOP", "auto"),
+        "http": os.environ.get("HEARTEYE_UVICORN_HTTP", "auto"),
         "access_log": False,
         "server_header": False,
     }

@@ -16,7 +16,14 @@ from hearteye.model.wrapper import StripPrediction
 from serving.context import RequestContext
 from serving.deps import Clinician, Context, RuntimeDep
 from serving.fastjson import FastJSONRoute
-from serving.inference import InputError, check_strip, predict, strip_digest, strip_result
+from serving.inference import (
+    InputError,
+    check_strip,
+    predict,
+    samples,
+    strip_digest,
+    strip_result,
+)
 from serving.loading import LoadedModel
 from serving.runtime import Runtime
 from serving.schemas import (
@@ -43,9 +50,10 @@ async def predict_strip(
     body: PredictRequest, user: Clinician, ctx: Context, runtime: RuntimeDep
 ) -> PredictResponse:
     """Label every beat of one strip with the production version of a model."""
-    ctx.signal_sha256 = strip_digest([body])
+    signal = samples(body)
+    ctx.signal_sha256 = strip_digest([signal])
     loaded = runtime.require_store().get(body.model)
-    checked = check_strip(body, runtime.settings)
+    checked = check_strip(body, signal, runtime.settings)
     predictions = await predict(loaded, [checked.strip], runtime.batchers.get(loaded.name))
     _answered(ctx, runtime, loaded, predictions)
     result = strip_result(predictions[0])
@@ -64,7 +72,8 @@ async def predict_batch(
 ) -> PredictBatchResponse:
     """Label the beats of several strips (one model, one classifier call); one result each."""
     settings = runtime.settings
-    ctx.signal_sha256 = strip_digest(body.strips)
+    signals = [samples(s) for s in body.strips]
+    ctx.signal_sha256 = strip_digest(signals)
     if len(body.strips) > settings.max_batch_strips:
         raise InputError(
             [
@@ -76,7 +85,10 @@ async def predict_batch(
             ]
         )
     loaded = runtime.require_store().get(body.model)
-    checked = [check_strip(s, settings, ("body", "strips", i)) for i, s in enumerate(body.strips)]
+    checked = [
+        check_strip(strip, signal, settings, ("body", "strips", i))
+        for i, (strip, signal) in enumerate(zip(body.strips, signals, strict=True))
+    ]
     predictions = await predict(
         loaded,
         [c.strip for c in checked],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -108,11 +109,13 @@ def test_one_json_log_line_per_request(
     response = api.client.post(
         "/api/v1/predict", json=body(strips[0]), headers=api.headers("carla")
     )
-    lines = [
-        json.loads(line)
-        for line in capsys.readouterr().out.splitlines()
-        if '"type":"access"' in line
-    ]
+    lines: list[dict[str, object]] = []
+    deadline = time.monotonic() + 5  # a background thread writes the lines
+    out = ""
+    while not lines and time.monotonic() < deadline:
+        time.sleep(0.02)
+        out += capsys.readouterr().out
+        lines = [json.loads(line) for line in out.splitlines() if '"type":"access"' in line]
     (entry,) = lines
     assert entry["request_id"] == response.json()["request_id"]
     assert entry["route"] == "/api/v1/predict"
