@@ -54,6 +54,10 @@ test: lint system ## Set up and run every test tier (lint, unit, data, integrati
 demo: install ## Set up and run the main job
 	$(BIN)/ml data info
 
+.PHONY: bench
+bench: install ## Benchmarks: the API vs `mlflow models serve` (docs/benchmarks.md, ~10 min)
+	$(PY) benchmarks/bench_serving.py
+
 # The native stack (infra/native/hearteye_stack.py): the compose topology on 127.0.0.1, no engine.
 # HEARTEYE_HTTP_PORT picks nginx's port (8080); state, logs and stack.env go to HEARTEYE_STACK_DIR.
 .PHONY: stack-up
