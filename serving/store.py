@@ -152,9 +152,10 @@ class ModelStore:
                     problem = str(exc)
             self._set_registry(problem)
             if problem is not None:
-                if startup:
-                    for slot in self.slots.values():
-                        self._load_from_cache(slot)
+                # Registry down (at start, or before a model was ever loaded): the last known
+                # production version from the on-disk cache, reported as degraded.
+                for slot in self.slots.values():
+                    self._load_from_cache(slot)
                 return
             for name, version in resolved.items():
                 slot = self.slots[name]

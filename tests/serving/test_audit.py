@@ -11,7 +11,7 @@ import pytest
 from hearteye.audit import signal_sha256
 from tests.serving.conftest import XGB, Api, Registry, body
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.data]
 
 
 def test_answered_request_record(

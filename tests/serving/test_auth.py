@@ -22,7 +22,7 @@ from tests.serving.conftest import (
     body,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.data]
 
 
 def _b64(data: dict[str, object]) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.serving.conftest import Api, body
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.data]
 
 
 def _post(api: Api, payload: Any, path: str = "/api/v1/predict") -> Any:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.serving.conftest import XGB, Api, Registry, body
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.data]
 
 
 def _wait_for(condition: Callable[[], Any], timeout_s: float = 10.0) -> float:

@@ -12,7 +12,7 @@ from hearteye.labels import AAMI_CLASSES
 from hearteye.model.wrapper import ARTIFACT_KEY, ECGBeatModel
 from tests.serving.conftest import BILSTM, XGB, Api, Registry, body
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.data]
 
 
 def _in_process(registry: Registry, name: str, version: str) -> ECGBeatModel:

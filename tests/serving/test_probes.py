@@ -13,7 +13,7 @@ import pytest
 import hearteye
 from tests.serving.conftest import XGB, Api, Registry, body
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.data]
 
 
 def test_probes_when_healthy(api: Api, registry: Registry) -> None:
