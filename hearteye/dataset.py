@@ -22,13 +22,13 @@ import numpy.typing as npt
 
 from hearteye.checksums import sha256_file
 from hearteye.labels import AAMI_CLASSES, SPLITS
-from hearteye.preprocess.beats import FEATURE_NAMES
+from hearteye.preprocess.beats import FEATURE_NAMES, Beats
 from hearteye.preprocess.config import PreprocessConfig
 from hearteye.preprocess.pipeline import preprocess
 from hearteye.records import check_data_dir, load_record, record_files
 
 #: Bump when the builder's output changes for identical records and config.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 ProgressCallback = Callable[[str], None]
 
@@ -38,6 +38,7 @@ class BeatDataset:
     """All beats of a set of records, in record order."""
 
     windows: npt.NDArray[np.float32]  # (n, sequence_length)
+    templates: npt.NDArray[np.float32]  # (n, sequence_length): each beat's reference beat
     features: npt.NDArray[np.float32]  # (n, len(FEATURE_NAMES))
     labels: npt.NDArray[np.int8]  # index into AAMI_CLASSES
     records: npt.NDArray[np.str_]  # record name per beat
@@ -60,12 +61,22 @@ class BeatDataset:
         """A subset (same digest: it names the source dataset, not the subset)."""
         return BeatDataset(
             windows=self.windows[mask],
+            templates=self.templates[mask],
             features=self.features[mask],
             labels=self.labels[mask],
             records=self.records[mask],
             samples=self.samples[mask],
             digest=self.digest,
             config=self.config,
+        )
+
+    def beats(self) -> Beats:
+        """The model inputs (positions are the annotated R peaks, in the records' rate)."""
+        return Beats(
+            peaks=self.samples,
+            windows=self.windows,
+            templates=self.templates,
+            features=self.features,
         )
 
     def for_records(self, names: Sequence[str]) -> BeatDataset:
@@ -112,6 +123,7 @@ def build_dataset(
         parts.append(_record_beats(mitdb_dir, name, digests[name], config, cache_dir))
     return BeatDataset(
         windows=np.concatenate([p["windows"] for p in parts]),
+        templates=np.concatenate([p["templates"] for p in parts]),
         features=np.concatenate([p["features"] for p in parts]),
         labels=np.concatenate([p["labels"] for p in parts]),
         records=np.concatenate(
@@ -153,6 +165,7 @@ def _record_beats(
     strip = preprocess(record.signal, record.fs, config, r_peaks=record.beat_samples)
     arrays: dict[str, np.ndarray] = {
         "windows": strip.beats.windows,
+        "templates": strip.beats.templates,
         "features": strip.beats.features,
         "labels": record.beat_labels,
         "samples": record.beat_samples,

@@ -48,6 +48,9 @@ class HeartEyeUvicornWorker(UvicornWorker):
         "http": os.environ.get("HEARTEYE_UVICORN_HTTP", "auto"),
         "access_log": False,
         "server_header": False,
+        # Client address and request id come from serving's own trusted-proxy check
+        # (serving/context.py); uvicorn must not rewrite them from X-Forwarded-For first.
+        "proxy_headers": False,
     }
 
     def init_process(self) -> None:

@@ -248,10 +248,7 @@ def _run(
         mlflow.log_metrics({**fit.selection_metrics, "fit_seconds": fit_seconds})
 
         # The one and only look at DS2.
-        from hearteye.preprocess.beats import Beats
-
-        beats = Beats(peaks=ds2.samples, windows=ds2.windows, features=ds2.features)
-        predicted = np.argmax(fit.classifier.predict_proba(beats), axis=1)
+        predicted = np.argmax(fit.classifier.predict_proba(ds2.beats()), axis=1)
         cm = confusion(ds2.labels, predicted)
         metrics = class_metrics(cm)
         mlflow.log_metrics(metrics)

@@ -214,6 +214,7 @@ def _concat(parts: list[Beats]) -> Beats:
     return Beats(
         peaks=np.concatenate([b.peaks for b in parts]),
         windows=np.concatenate([b.windows for b in parts]),
+        templates=np.concatenate([b.templates for b in parts]),
         features=np.concatenate([b.features for b in parts]),
     )
 

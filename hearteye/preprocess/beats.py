@@ -8,6 +8,7 @@ for beats away from the strip's edges.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 import numpy as np
@@ -70,12 +71,15 @@ class Beats:
     """Per-beat model inputs for one signal.
 
     ``windows`` are amplitude-normalised beat windows decimated by ``config.window_step``
-    (the sequence model's input); ``features`` follow :data:`FEATURE_NAMES` (the tree model's input;
-    its first :data:`N_RR_FEATURES` columns are the RR context the sequence model also uses).
+    (the sequence model's input); ``templates`` are, on the same scale and grid, each beat's
+    reference beat (the median of its least premature neighbours: the patient's own normal beat);
+    ``features`` follow :data:`FEATURE_NAMES` (the tree model's input; its first
+    :data:`N_RR_FEATURES` columns are the RR context the sequence model also uses).
     """
 
     peaks: IntArray  # canonical-rate sample positions
     windows: npt.NDArray[np.float32]  # (n, config.sequence_length)
+    templates: npt.NDArray[np.float32]  # (n, config.sequence_length)
     features: npt.NDArray[np.float32]  # (n, len(FEATURE_NAMES))
 
     def __len__(self) -> int:
@@ -90,6 +94,7 @@ def extract_beats(x: FloatArray, peaks: IntArray, config: PreprocessConfig) -> B
         return Beats(
             peaks=peaks,
             windows=np.zeros((0, config.sequence_length), np.float32),
+            templates=np.zeros((0, config.sequence_length), np.float32),
             features=np.zeros((0, len(FEATURE_NAMES)), np.float32),
         )
     raw = _windows(x, peaks, config)  # (n, window_length), mV
@@ -105,10 +110,15 @@ def extract_beats(x: FloatArray, peaks: IntArray, config: PreprocessConfig) -> B
     norm -= np.median(norm, axis=1, keepdims=True)
 
     rr = rr_features(peaks, config)
-    morph = _morphology(norm, p2p, amp_ref, rr[:, 0], config)
-    windows = norm[:, :: config.window_step].astype(np.float32)
-    features = np.concatenate([rr, morph], axis=1).astype(np.float32)
-    return Beats(peaks=peaks, windows=windows, features=features)
+    template = _reference_template(norm, rr[:, 0], TEMPLATE_HALF_BEATS)
+    morph = _morphology(norm, template, p2p, amp_ref, rr[:, 0], config)
+    step = config.window_step
+    return Beats(
+        peaks=peaks,
+        windows=norm[:, ::step].astype(np.float32),
+        templates=template[:, ::step].astype(np.float32),
+        features=np.concatenate([rr, morph], axis=1).astype(np.float32),
+    )
 
 
 def rr_features(peaks: IntArray, config: PreprocessConfig) -> FloatArray:
@@ -152,6 +162,7 @@ def _windows(x: FloatArray, peaks: IntArray, config: PreprocessConfig) -> FloatA
 
 def _morphology(
     norm: FloatArray,
+    template: FloatArray,
     p2p: FloatArray,
     amp_ref: FloatArray,
     pre_rr: FloatArray,
@@ -162,7 +173,7 @@ def _morphology(
     length = norm.shape[1]
 
     def idx(t_s: float) -> int:
-        return int(np.clip(c + round(t_s * fs), 0, length - 1))
+        return min(max(c + round(t_s * fs), 0), length - 1)
 
     qrs = slice(idx(-QRS_HALF_S), idx(QRS_HALF_S) + 1)
     seg = norm[:, qrs]
@@ -175,7 +186,6 @@ def _morphology(
     p_seg = norm[:, idx(-0.25) : idx(-0.08) + 1]
     p_energy = np.mean(p_seg**2, axis=1)
 
-    template = _reference_template(norm, pre_rr, TEMPLATE_HALF_BEATS)
     corr = _row_corr(norm, template)
     rms = np.sqrt(np.mean((norm - template) ** 2, axis=1))
     p_region = slice(idx(-0.25), idx(-0.08) + 1)
@@ -217,22 +227,45 @@ def _row_corr(a: FloatArray, b: FloatArray) -> FloatArray:
     return np.where(denom > 1e-9, np.sum(ac * bc, axis=1) / np.maximum(denom, 1e-9), 1.0)
 
 
+@lru_cache(maxsize=256)
 def _neighbourhood(n: int, half: int) -> npt.NDArray[np.intp]:
-    """(n, 2*half+1) indices of each beat's neighbours, clipped to the signal's beats."""
+    """(n, 2*half+1) indices of each beat's neighbours, clipped to the signal's beats (read-only)."""
     offsets = np.arange(-half, half + 1)
-    return np.clip(np.arange(n)[:, None] + offsets[None, :], 0, n - 1)
+    out = np.clip(np.arange(n)[:, None] + offsets[None, :], 0, n - 1)
+    out.flags.writeable = False
+    return out
 
 
+@lru_cache(maxsize=256)
 def _neighbour_mask(n: int, half: int) -> npt.NDArray[np.bool_]:
+    """Which entries of :func:`_neighbourhood` are real neighbours (read-only)."""
     offsets = np.arange(-half, half + 1)
     pos = np.arange(n)[:, None] + offsets[None, :]
-    return (pos >= 0) & (pos < n)
+    out = (pos >= 0) & (pos < n)
+    out.flags.writeable = False
+    return out
 
 
 def _rolling_median(v: FloatArray, half: int) -> FloatArray:
     """Centred median over ±``half`` values, shrinking at the edges (no padding bias)."""
-    vals = np.where(_neighbour_mask(len(v), half), v[_neighbourhood(len(v), half)], np.nan)
-    return np.asarray(np.nanmedian(vals, axis=1), dtype=np.float64)
+    n = len(v)
+    return _masked_median(v[_neighbourhood(n, half)], _neighbour_mask(n, half))
+
+
+def _masked_median(values: FloatArray, mask: npt.NDArray[np.bool_]) -> FloatArray:
+    """Median over axis 1 of the entries where ``mask`` holds (``mask`` is (n, k); ``values`` is
+    (n, k) or (n, k, L)); every row keeps at least one entry.
+
+    Sorting with the masked entries pushed last and picking the middle of each row's count is
+    exact (the same result as ``np.nanmedian``) and an order of magnitude faster on the small
+    arrays of a 10-s strip, where ``nanmedian`` goes through masked arrays.
+    """
+    fill = np.where(mask if values.ndim == 2 else mask[:, :, None], values, np.inf)
+    fill.sort(axis=1)
+    count = mask.sum(axis=1)
+    rows = np.arange(len(values))
+    lo, hi = (count - 1) // 2, count // 2
+    return np.asarray(0.5 * (fill[rows, lo] + fill[rows, hi]), dtype=np.float64)
 
 
 def _rolling_mean(v: FloatArray, half: int) -> FloatArray:
@@ -251,14 +284,7 @@ def _reference_template(norm: FloatArray, pre_rr: FloatArray, half: int) -> Floa
     n = len(norm)
     nb = _neighbourhood(n, half)  # (n, k)
     valid = _neighbour_mask(n, half)
-    rr = np.where(valid, pre_rr[nb], np.nan)
-    keep = valid & (rr >= np.nanmedian(rr, axis=1, keepdims=True))
-    stack = norm[nb]  # (n, k, L)
-    stack = np.where(keep[:, :, None], stack, np.nan)
-    # nan-aware median along the neighbour axis: sort (NaNs last) and pick the middle of each count.
-    stack.sort(axis=1)
-    count = keep.sum(axis=1)  # >= 1: the row's median is attained by some neighbour
-    lo = (count - 1) // 2
-    hi = count // 2
-    rows = np.arange(n)
-    return np.asarray(0.5 * (stack[rows, lo] + stack[rows, hi]), dtype=np.float64)
+    rr = pre_rr[nb]
+    # >= the median keeps at least one neighbour per row (the median is attained or exceeded).
+    keep = valid & (rr >= _masked_median(rr, valid)[:, None])
+    return _masked_median(norm[nb], keep)

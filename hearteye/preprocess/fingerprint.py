@@ -45,6 +45,7 @@ def compute_fingerprint(config: PreprocessConfig) -> Fingerprint:
         key = f"fs{int(fs)}"
         out[f"{key}_samples"] = strip.samples.astype(np.float64)
         out[f"{key}_windows"] = strip.beats.windows.astype(np.float64)
+        out[f"{key}_templates"] = strip.beats.templates.astype(np.float64)
         out[f"{key}_features"] = strip.beats.features.astype(np.float64)
         given = preprocess(x, fs, config, r_peaks=strip.samples)
         out[f"{key}_given_features"] = given.beats.features.astype(np.float64)

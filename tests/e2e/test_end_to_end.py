@@ -510,13 +510,6 @@ def test_body_over_the_limit_gets_413_from_nginx(deployed: Deployed, http: httpx
     assert upstreams(deployed.stack, {request_id}) == {request_id: ""}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="serving bug: uvicorn's proxy_headers (on by default in serving/worker.py's worker) "
-    "replaces the peer with X-Forwarded-For before serving.context.ClientResolver checks it "
-    "against HEARTEYE_TRUSTED_PROXIES, so for any client but 127.0.0.1 nginx's X-Request-ID is "
-    "not adopted: two X-Request-ID headers, and audit ids that nginx's log does not know",
-)
 def test_one_request_id_from_nginx_to_the_audit_trail(
     deployed: Deployed, http: httpx.Client
 ) -> None:

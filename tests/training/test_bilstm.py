@@ -44,6 +44,7 @@ def _beats(n: int, seed: int = 0) -> Beats:
     return Beats(
         peaks=np.arange(n, dtype=np.int64) * 300,
         windows=rng.normal(0.0, 0.2, (n, SEQ)).astype(np.float32),
+        templates=rng.normal(0.0, 0.2, (n, SEQ)).astype(np.float32),
         features=features,
     )
 
@@ -149,6 +150,7 @@ def _synthetic_dataset() -> BeatDataset:
     n = 200 * len(names)
     return BeatDataset(
         windows=rng.normal(size=(n, SEQ)).astype(np.float32),
+        templates=rng.normal(size=(n, SEQ)).astype(np.float32),
         features=rng.normal(size=(n, len(FEATURE_NAMES))).astype(np.float32),
         labels=np.concatenate(labels),
         records=np.concatenate(records),
@@ -187,7 +189,7 @@ def test_tiny_fit_is_deterministic_for_a_seed(tiny_ds1: BeatDataset) -> None:
             seed=seed, quick=True, device="cpu", log_metrics=lambda m, s: logged.append((m, s))
         )
         result = BiLSTMTrainer(hparams=TINY).fit(tiny_ds1, ctx)
-        beats = Beats(peaks=tiny_ds1.samples, windows=tiny_ds1.windows, features=tiny_ds1.features)
+        beats = tiny_ds1.beats()
         return result.classifier.predict_proba(beats), result.params
 
     first, params = fit(0)
