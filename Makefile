@@ -51,8 +51,12 @@ test: lint system ## Set up and run every test tier (lint, unit, data, integrati
 	$(BIN)/pytest
 
 .PHONY: demo
-demo: install ## Set up and run the main job
-	$(BIN)/ml data info
+demo: install ## Set up and run the main job: quick-train, promote, serve, predict a real strip
+	$(PY) scripts/demo.py
+
+.PHONY: demo-stop
+demo-stop: ## Stop the API that `make demo` left running
+	$(PY) scripts/demo.py stop
 
 .PHONY: bench
 bench: install ## Benchmarks: the API vs `mlflow models serve` (docs/benchmarks.md, ~10 min)
