@@ -48,7 +48,9 @@ def check_data_dir(mitdb_dir: Path, names: list[str] | tuple[str, ...]) -> None:
         )
     missing = [p.name for name in names for p in record_files(mitdb_dir, name) if not p.is_file()]
     if missing:
-        shown = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
+        shown = ", ".join(missing[:12]) + (
+            f" and {len(missing) - 12} more" if len(missing) > 12 else ""
+        )
         raise DataError(f"MIT-BIH directory {mitdb_dir} is incomplete: missing {shown}")
 
 
@@ -75,12 +77,12 @@ def load_record(mitdb_dir: Path, name: str, lead: str = PREFERRED_LEAD) -> Recor
         raise RecordError(name, f"corrupt signal file {name}.dat ({exc})") from exc
     signal = np.asarray(rec.p_signal[:, 0], dtype=np.float64)
     if len(signal) != header.sig_len:
-        raise RecordError(
-            name, f"signal file truncated: {len(signal)} of {header.sig_len} samples"
-        )
+        raise RecordError(name, f"signal file truncated: {len(signal)} of {header.sig_len} samples")
     if not np.all(np.isfinite(signal)):
         bad = int(np.count_nonzero(~np.isfinite(signal)))
-        raise RecordError(name, f"{bad} invalid (NaN/Inf) samples in lead {header.sig_name[channel]}")
+        raise RecordError(
+            name, f"{bad} invalid (NaN/Inf) samples in lead {header.sig_name[channel]}"
+        )
 
     atr = mitdb_dir / f"{name}.atr"
     if atr.read_bytes()[-2:] != b"\x00\x00":
@@ -127,6 +129,4 @@ def _check_signal_file_size(mitdb_dir: Path, name: str, header: object) -> None:
     expected = int(np.ceil(sig_len * n_sig * bytes_per_sample))
     actual = (mitdb_dir / f"{name}.dat").stat().st_size
     if actual < expected:
-        raise RecordError(
-            name, f"signal file {name}.dat truncated: {actual} of {expected} bytes"
-        )
+        raise RecordError(name, f"signal file {name}.dat truncated: {actual} of {expected} bytes")

@@ -40,7 +40,16 @@ def main() -> int:
     for model, version in versions.items():
         # Quick models are trained on 6 records and fail the de Chazal floors by design: the
         # override is recorded in the promotion history with its reason.
-        run(ML, "promote", model, version, "--yes", "--force", "--reason", "demo: quick-trained model")
+        run(
+            ML,
+            "promote",
+            model,
+            version,
+            "--yes",
+            "--force",
+            "--reason",
+            "demo: quick-trained model",
+        )
     run(ML, "db", "upgrade")
     users = json.loads(run(ML, "users", "list", "--json", capture=True))
     if not any(u["username"] == USER for u in users):
@@ -48,7 +57,7 @@ def main() -> int:
 
     log = (home / "demo-api.log").open("ab")
     say(f"$ ml serve --port {PORT} --workers 1   (in the background, log: {home / 'demo-api.log'})")
-    api = subprocess.Popen(  # noqa: S603 - our own fixed command
+    api = subprocess.Popen(
         [ML, "serve", "--port", str(PORT), "--workers", "1"],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -74,18 +83,28 @@ def predict_real_strip() -> None:
     strip = record.signal[: int(SECONDS * record.fs)]
     with httpx.Client(base_url=URL, timeout=30) as client:
         say(f"$ POST {URL}/api/v1/auth/token  (username={USER})")
-        token = client.post(
-            "/api/v1/auth/token", data={"username": USER, "password": PASSWORD}
-        ).raise_for_status().json()["access_token"]
+        token = (
+            client.post("/api/v1/auth/token", data={"username": USER, "password": PASSWORD})
+            .raise_for_status()
+            .json()["access_token"]
+        )
         for model in ("ecg-xgboost", "ecg-bilstm"):
-            say(f"$ POST {URL}/api/v1/predict  (MIT-BIH record {RECORD}, first {SECONDS} s, {model})")
-            response = client.post(
-                "/api/v1/predict",
-                json={"signal": strip.round(4).tolist(), "fs": record.fs, "model": model},
-                headers={"Authorization": f"Bearer {token}"},
-            ).raise_for_status().json()
+            say(
+                f"$ POST {URL}/api/v1/predict  (MIT-BIH record {RECORD}, first {SECONDS} s, {model})"
+            )
+            response = (
+                client.post(
+                    "/api/v1/predict",
+                    json={"signal": strip.round(4).tolist(), "fs": record.fs, "model": model},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                .raise_for_status()
+                .json()
+            )
             m = response["model"]
-            print(f"\n{m['name']} v{m['version']} (run {m['run_id'][:12]}…) · request {response['request_id']}")
+            print(
+                f"\n{m['name']} v{m['version']} (run {m['run_id'][:12]}…) · request {response['request_id']}"
+            )
             print(f"{'sample':>7} {'time_s':>7}  label  P(label)")
             for beat in response["beats"]:
                 p = beat["probabilities"][beat["label"]]
@@ -96,7 +115,7 @@ def predict_real_strip() -> None:
 def run(*command: str, capture: bool = False, stdin: str | None = None) -> str:
     shown = " ".join(("ml" if c == ML else c) for c in command)
     say(f"$ {shown}")
-    result = subprocess.run(  # noqa: S603 - our own fixed commands
+    result = subprocess.run(
         command,
         input=stdin,
         text=True,

@@ -37,6 +37,25 @@ CLINICIAN_PASSWORD = "clinician-password-1"
 ADMIN_PASSWORD = "admin-password-0001"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Undo what the in-process apps did to the ``serving``/``hearteye`` loggers.
+
+    ``configure_logging`` sends those loggers to stdout as JSON lines, for the life of the process;
+    later tests in the same session (the CLI's ``--json`` output) must not see their records.
+    """
+    import logging
+
+    yield
+    from serving.logs import _queue_handler
+
+    for name in ("serving", "hearteye"):
+        logger = logging.getLogger(name)
+        logger.removeHandler(_queue_handler)
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True
+
+
 @dataclass(frozen=True)
 class TrainedStore:
     """A private MLflow store holding quick-trained versions."""
