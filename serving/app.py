@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.telemetry import TelemetryConfig
 from starlette.concurrency import run_in_threadpool
 
 import hearteye
@@ -47,6 +48,16 @@ password flow), then send it as `Authorization: Bearer <token>`.
 """
 
 
+#: FastAPI's native OpenTelemetry hooks, off: the service exports its own Prometheus metrics and
+#: JSON logs, and the hooks cost ~0.1 ms of event-loop CPU per request even with no provider.
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
+
+
 def create_app(settings: ServingSettings | None = None) -> FastAPI:
     """The app; ``settings`` default to the environment (``HEARTEYE_*``)."""
     settings = settings or ServingSettings()
@@ -64,6 +75,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         redoc_url="/api/redoc",
         openapi_url="/api/openapi.json",
         lifespan=_lifespan,
+        telemetry=NO_TELEMETRY,
     )
     app.state.runtime = runtime
     install_error_handlers(app)

@@ -1,6 +1,7 @@
-"""JSON request bodies parsed by pydantic-core (jiter) instead of the standard library.
+"""JSON request bodies parsed by pydantic-core (jiter) instead of the standard library, and JSON
+answers serialised by pydantic-core.
 
-A 10-s strip at 360 Hz is ~27 kB of numbers: ``json.loads`` takes ~0.9 ms for it, jiter ~0.18 ms,
+A 10-s strip at 360 Hz is ~27 kB of numbers: ``json.loads`` takes ~0.7 ms for it, jiter ~0.11 ms,
 on the event loop, for every prediction. FastAPI's documented extension point (a custom
 ``APIRoute`` with its own ``Request`` class) swaps the parser; validation, the 422 for malformed
 JSON and the OpenAPI schema stay FastAPI's.
@@ -15,6 +16,13 @@ from typing import Any
 import pydantic_core
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+
+JSON_MEDIA_TYPE = "application/json"
+
+
+def json_response(payload: Any, status_code: int = 200) -> Response:
+    """``payload`` (plain JSON values) serialised once by pydantic-core: no validation round."""
+    return Response(pydantic_core.to_json(payload), status_code, media_type=JSON_MEDIA_TYPE)
 
 
 class FastJSONRequest(Request):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +22,7 @@ from hearteye.labels import AAMI_CLASSES
 from hearteye.model.wrapper import StripInput, StripPrediction
 from serving.batcher import MicroBatcher
 from serving.loading import LoadedModel
-from serving.schemas import Strip, StripResult
+from serving.schemas import Strip
 from serving.settings import ServingSettings
 
 Loc = tuple[str | int, ...]
@@ -127,6 +128,8 @@ async def predict(
     """
     try:
         if batcher is not None:
+            if len(strips) == 1:
+                return [await asyncio.wrap_future(batcher.submit(loaded, strips[0]))]
             futures = [asyncio.wrap_future(batcher.submit(loaded, s)) for s in strips]
             return list(await asyncio.gather(*futures))
         return await run_in_threadpool(loaded.model.predict_strips, list(strips))
@@ -142,9 +145,29 @@ async def predict(
         raise
 
 
-def strip_result(prediction: StripPrediction) -> StripResult:
-    """The API's view of one strip's prediction (validated in one pydantic-core call)."""
-    proba = np.round(prediction.probabilities.astype(np.float64), 6).tolist()
+@dataclass(frozen=True)
+class StripAnswer:
+    """One strip's answer as JSON-ready values (the shape of :class:`~serving.schemas.StripResult`).
+
+    Built from the prediction in one pass (one argmax, one count) with plain Python values of the
+    schema's types, so the route serialises it without a pydantic validation round.
+    """
+
+    fs: float
+    beats: list[dict[str, Any]]
+    counts: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fs": self.fs, "beats": self.beats, "counts": self.counts}
+
+
+def strip_answer(prediction: StripPrediction) -> StripAnswer:
+    """The API's view of one strip's prediction: labels are the argmax of the probabilities."""
+    proba = prediction.probabilities
+    classes = np.argmax(proba, axis=1) if len(proba) else np.zeros(0, np.intp)
+    labels = [AAMI_CLASSES[i] for i in classes.tolist()]
+    per_class = np.bincount(classes, minlength=len(AAMI_CLASSES)).tolist()
+    rows = np.round(proba.astype(np.float64), 6).tolist()
     beats = [
         {
             "sample": sample,
@@ -155,11 +178,13 @@ def strip_result(prediction: StripPrediction) -> StripResult:
         for sample, time_s, label, row in zip(
             prediction.samples.tolist(),
             np.round(prediction.times_s, 4).tolist(),
-            prediction.labels,
-            proba,
+            labels,
+            rows,
             strict=True,
         )
     ]
-    return StripResult.model_validate(
-        {"fs": prediction.fs, "beats": beats, "counts": prediction.counts()}
+    return StripAnswer(
+        fs=float(prediction.fs),
+        beats=beats,
+        counts=dict(zip(AAMI_CLASSES, per_class, strict=True)),
     )

@@ -40,6 +40,9 @@ class ServingMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._request_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        self._strip_children: dict[tuple[str, str], Counter] = {}
+        self._beat_children: dict[tuple[str, str, str], Counter] = {}
         self.multiprocess_dir = multiprocess_dir()
         reg = self.registry
         self.requests = Counter(
@@ -126,6 +129,34 @@ class ServingMetrics:
             registry=reg,
             multiprocess_mode="liveall",
         )
+
+    # -- the per-request hot path: labelled children looked up once, then kept ----------------
+    # ``Metric.labels(...)`` validates and joins the label values under a lock on every call;
+    # the label sets seen here are few (routes x statuses, models x versions x classes).
+
+    def observe_request(self, method: str, route: str, status: str, latency_s: float) -> None:
+        """Count one answered request and record its latency."""
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(*key), self.latency.labels(*key))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(latency_s)
+
+    def predicted(self, model: str, version: str, strips: int, counts: dict[str, int]) -> None:
+        """Count classified strips and beats (``counts``: beats per label, zeros omitted)."""
+        key = (model, version)
+        strip_child = self._strip_children.get(key)
+        if strip_child is None:
+            strip_child = self._strip_children[key] = self.strips.labels(*key)
+        strip_child.inc(strips)
+        for label, n in counts.items():
+            beat_key = (model, version, label)
+            beat_child = self._beat_children.get(beat_key)
+            if beat_child is None:
+                beat_child = self._beat_children[beat_key] = self.beats.labels(*beat_key)
+            beat_child.inc(n)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text: the whole instance in multiprocess mode, else this process."""

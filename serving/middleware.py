@@ -162,9 +162,7 @@ class RequestMiddleware:
             if route is None:
                 route = path if path in PREDICTION_ROUTES else "unmatched"
             ctx.route = route
-            status_label = str(status)
-            rt.metrics.requests.labels(method, route, status_label).inc()
-            rt.metrics.latency.labels(method, route, status_label).observe(latency_s)
+            rt.metrics.observe_request(method, route, str(status), latency_s)
             if route in PREDICTION_ROUTES and method == "POST":
                 if ctx.username is None:
                     ctx.username = self._token_subject(headers.get("authorization"))

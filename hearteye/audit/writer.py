@@ -6,9 +6,15 @@ records in batches; when the database is unreachable it spools them to disk (fsy
 again. Inserts are idempotent on ``request_id``, so a record spooled after an insert whose commit
 did reach the server is still stored exactly once.
 
-Window of loss: records submitted but not yet inserted or spooled (normally milliseconds) live
-only in memory; ``close()`` at shutdown drains them. A full queue spools in the caller's thread
-rather than drop anything.
+Batches: after the first record of a batch arrives the thread waits ``linger_s`` (default 50 ms)
+for more, then writes them all in one transaction with one cached ``INSERT ... ON CONFLICT DO
+NOTHING RETURNING`` statement executed for many rows. A transaction costs ~1 ms of CPU whatever
+its size (connection check-out, begin, commit), so under load the linger turns one transaction
+per request into one per ~50 ms.
+
+Window of loss: records submitted but not yet inserted or spooled (normally the linger plus a few
+milliseconds) live only in memory; ``close()`` at shutdown drains them. A full queue spools in the
+caller's thread rather than drop anything.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ class AuditWriter:
         batch_size: int = 200,
         max_queue: int = 10_000,
         poll_interval_s: float = 0.05,
+        linger_s: float = 0.05,
         replay_interval_s: float = 1.0,
         retry_max_s: float = 30.0,
     ) -> None:
@@ -71,6 +78,8 @@ class AuditWriter:
         self.spool = Spool(spool_dir)
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        self._linger_s = linger_s
+        self._statement: Any = None  # built on first use, then reused (compiled once, cached)
         self._replay_interval_s = replay_interval_s
         self._retry_max_s = retry_max_s
         self._queue: queue.Queue[AuditRecord] = queue.Queue(maxsize=max_queue)
@@ -167,6 +176,8 @@ class AuditWriter:
                 first: AuditRecord | None = self._queue.get(timeout=self._poll_interval_s)
             except queue.Empty:
                 first = None
+            if first is not None and self._linger_s > 0:
+                self._stop.wait(self._linger_s)  # let the batch fill (close() cuts it short)
             with self._work:
                 try:
                     batch = [first] if first is not None else []
@@ -268,16 +279,10 @@ class AuditWriter:
         if not records:
             return
         table = AuditEntry.__table__
-        dialect: Any = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        statement = (
-            dialect.insert(table)
-            .values([record.to_row() for record in records])
-            .on_conflict_do_nothing(index_elements=["request_id"])
-            .returning(table.c.request_id)
-        )
         ids = Counter(record.request_id for record in records)
         with self._engine.begin() as connection:
-            inserted = set(connection.execute(statement).scalars())
+            rows = [record.to_row() for record in records]
+            inserted = set(connection.execute(self._insert_statement(), rows).scalars())
             # Already stored (a replay), or repeated within this batch: compare with what is stored.
             check = {i for i, n in ids.items() if i not in inserted or n > 1}
             stored = (
@@ -305,6 +310,20 @@ class AuditWriter:
                     record, f"request id {record.request_id} already stored with other content"
                 )
                 self._count("rejected")
+
+    def _insert_statement(self) -> Any:
+        """``INSERT ... ON CONFLICT (request_id) DO NOTHING RETURNING request_id``, without
+        values: executed for many rows at once, and compiled once (SQLAlchemy's statement cache)
+        rather than once per batch as a multi-row ``VALUES`` statement would be."""
+        if self._statement is None:
+            table = AuditEntry.__table__
+            dialect: Any = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+            self._statement = (
+                dialect.insert(table)
+                .on_conflict_do_nothing(index_elements=["request_id"])
+                .returning(table.c.request_id)
+            )
+        return self._statement
 
     def _succeeded(self) -> None:
         self._available = True

@@ -3,6 +3,12 @@
 Each request takes the model store's current version once and keeps it to the end (a swap in the
 middle does not affect it). Inference runs off the event loop: in the thread pool, or through the
 model's micro-batcher. The middleware writes the audit record from what is set on the context.
+
+These are the hot routes, kept lean: the body is parsed by pydantic-core (``FastJSONRoute``) and
+validated by the request model; the user comes from one dependency chain (``Clinician``); the
+runtime and the request context are plain calls on the request; the answer is built from plain
+values of the response model's shape and serialised once by pydantic-core (the declared
+``response_model`` documents it; ``tests/serving`` validate answers against it).
 """
 
 from __future__ import annotations
@@ -10,24 +16,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
-from hearteye.model.wrapper import StripPrediction
-from serving.context import RequestContext
-from serving.deps import Clinician, Context, RuntimeDep
-from serving.fastjson import FastJSONRoute
+from serving.context import RequestContext, request_context
+from serving.deps import Clinician, runtime_of
+from serving.fastjson import FastJSONRoute, json_response
 from serving.inference import (
     InputError,
+    StripAnswer,
     check_strip,
     predict,
     samples,
+    strip_answer,
     strip_digest,
-    strip_result,
 )
 from serving.loading import LoadedModel
 from serving.runtime import Runtime
 from serving.schemas import (
-    ModelRef,
     PredictBatchRequest,
     PredictBatchResponse,
     PredictRequest,
@@ -46,31 +51,33 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/predict", response_model=PredictResponse, responses=ERRORS)
-async def predict_strip(
-    body: PredictRequest, user: Clinician, ctx: Context, runtime: RuntimeDep
-) -> PredictResponse:
+async def predict_strip(body: PredictRequest, user: Clinician, request: Request) -> Response:
     """Label every beat of one strip with the production version of a model."""
+    runtime = runtime_of(request)
+    ctx = request_context(request)
     signal = samples(body)
     ctx.signal_sha256 = strip_digest([signal])
     loaded = runtime.require_store().get(body.model)
     checked = check_strip(body, signal, runtime.settings)
     predictions = await predict(loaded, [checked.strip], runtime.batchers.get(loaded.name))
-    _answered(ctx, runtime, loaded, predictions)
-    result = strip_result(predictions[0])
-    return PredictResponse.model_construct(
-        request_id=ctx.request_id,
-        model=_ref(loaded),
-        fs=result.fs,
-        beats=result.beats,
-        counts=result.counts,
+    answer = strip_answer(predictions[0])
+    _answered(ctx, runtime, loaded, [answer])
+    return json_response(
+        {
+            "request_id": ctx.request_id,
+            "model": _ref(loaded),
+            "fs": answer.fs,
+            "beats": answer.beats,
+            "counts": answer.counts,
+        }
     )
 
 
 @router.post("/predict/batch", response_model=PredictBatchResponse, responses=ERRORS)
-async def predict_batch(
-    body: PredictBatchRequest, user: Clinician, ctx: Context, runtime: RuntimeDep
-) -> PredictBatchResponse:
+async def predict_batch(body: PredictBatchRequest, user: Clinician, request: Request) -> Response:
     """Label the beats of several strips (one model, one classifier call); one result each."""
+    runtime = runtime_of(request)
+    ctx = request_context(request)
     settings = runtime.settings
     signals = [samples(s) for s in body.strips]
     ctx.signal_sha256 = strip_digest(signals)
@@ -95,34 +102,34 @@ async def predict_batch(
         runtime.batchers.get(loaded.name),
         loc=("body", "strips") if len(checked) > 1 else ("body", "strips", 0),
     )
-    _answered(ctx, runtime, loaded, predictions)
-    return PredictBatchResponse.model_construct(
-        request_id=ctx.request_id,
-        model=_ref(loaded),
-        results=[strip_result(p) for p in predictions],
+    answers = [strip_answer(p) for p in predictions]
+    _answered(ctx, runtime, loaded, answers)
+    return json_response(
+        {
+            "request_id": ctx.request_id,
+            "model": _ref(loaded),
+            "results": [a.as_dict() for a in answers],
+        }
     )
 
 
-def _ref(loaded: LoadedModel) -> ModelRef:
-    return ModelRef.model_construct(name=loaded.name, version=loaded.version, run_id=loaded.run_id)
+def _ref(loaded: LoadedModel) -> dict[str, str | None]:
+    return {"name": loaded.name, "version": loaded.version, "run_id": loaded.run_id}
 
 
 def _answered(
     ctx: RequestContext,
     runtime: Runtime,
     loaded: LoadedModel,
-    predictions: Sequence[StripPrediction],
+    answers: Sequence[StripAnswer],
 ) -> None:
     """Record who answered and what, for the audit record, the log line and the metrics."""
     counts: dict[str, int] = {}
-    for prediction in predictions:
-        for label, n in prediction.counts().items():
+    for answer in answers:
+        for label, n in answer.counts.items():
             if n:
                 counts[label] = counts.get(label, 0) + n
     ctx.answered_by(loaded.name, loaded.version, loaded.run_id)
     ctx.n_beats = sum(counts.values())
     ctx.label_counts = counts
-    metrics = runtime.metrics
-    metrics.strips.labels(loaded.name, loaded.version).inc(len(predictions))
-    for label, n in counts.items():
-        metrics.beats.labels(loaded.name, loaded.version, label).inc(n)
+    runtime.metrics.predicted(loaded.name, loaded.version, len(answers), counts)

@@ -10,6 +10,7 @@ import pytest
 
 from hearteye.labels import AAMI_CLASSES
 from hearteye.model.wrapper import ARTIFACT_KEY, ECGBeatModel
+from serving.schemas import PredictBatchResponse, PredictResponse
 from tests.serving.conftest import BILSTM, XGB, Api, Registry, body
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]
@@ -34,6 +35,8 @@ def test_predict_answers_with_the_production_version_and_matches_the_model(
         assert response.status_code == 200, response.text
         answer = response.json()
         assert list(answer) == ["request_id", "model", "fs", "beats", "counts"]
+        # The route serialises plain values (no response validation): they must fit the schema.
+        assert PredictResponse.model_validate(answer).model_dump(mode="json") == answer
         assert answer["request_id"] == response.headers["x-request-id"]
         assert answer["model"] == {"name": XGB, "version": version, "run_id": mv.run_id}
         assert answer["fs"] == 360.0
@@ -80,6 +83,7 @@ def test_batch_answers_each_strip_in_order(
     )
     assert response.status_code == 200, response.text
     answer = response.json()
+    assert PredictBatchResponse.model_validate(answer).model_dump(mode="json") == answer
     assert answer["model"]["name"] == XGB
     assert len(answer["results"]) == len(strips)
     for result, signal in zip(answer["results"], strips, strict=True):
