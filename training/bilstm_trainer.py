@@ -44,6 +44,7 @@ from hearteye.model.bilstm_model import (
     BiLSTMConfig,
     BiLSTMNet,
     ContextScaler,
+    input_channels,
 )
 from training.base import FitResult, TrainingContext
 from training.metrics import REPORTED_CLASSES, class_metrics, confusion
@@ -76,6 +77,7 @@ class BiLSTMHyperParams:
 
     # architecture (see BiLSTMConfig)
     patch: int = 6
+    inputs: tuple[str, ...] = ("window",)
     hidden: int = 16
     layers: int = 1
     head_hidden: int = 64
@@ -105,6 +107,7 @@ class BiLSTMHyperParams:
         return BiLSTMConfig(
             sequence_length=sequence_length,
             patch=self.patch,
+            inputs=self.inputs,
             hidden=self.hidden,
             layers=self.layers,
             head_hidden=self.head_hidden,
@@ -193,7 +196,9 @@ class BiLSTMTrainer:
             bar = ctx.progress(range(hp.max_epochs), f"BiLSTM {name}/{len(groups)}", hp.max_epochs)
             for epoch in bar:
                 losses[i, epoch] = run.epoch()
-                proba = run.model.raw_proba(train.windows[held_out], train.features[held_out])
+                proba = run.model.raw_proba(
+                    train.windows[held_out], train.templates[held_out], train.features[held_out]
+                )
                 oof[epoch, held_out] = proba
                 weights, _ = choose_class_weights(proba, labels[held_out])
                 metrics = _val_metrics(proba, labels[held_out], f"{name}_val_", weights)
@@ -211,8 +216,10 @@ class _Fit:
         self.hp = hp
         self.device = torch.device(ctx.device)
         scaler = ContextScaler.fit(data.features, hp.context_features)
-        window_scale = float(data.windows.std()) or 1.0
-        self.windows = torch.from_numpy(data.windows / np.float32(window_scale)).to(self.device)
+        raw = input_channels(data.windows, data.templates, hp.inputs)
+        input_scale = tuple(float(raw[:, c].std()) or 1.0 for c in range(raw.shape[1]))
+        raw /= np.asarray(input_scale, np.float32)[:, None]
+        self.inputs = torch.from_numpy(raw).to(self.device)
         self.context = torch.from_numpy(scaler.transform(data.features)).to(self.device)
         self.labels = torch.from_numpy(data.labels.astype(np.int64)).to(self.device)
         self.p = sampling_probabilities(data.labels, data.records, hp.class_power, hp.record_power)
@@ -221,7 +228,7 @@ class _Fit:
         self.model = BiLSTMBeatModel(
             networks=[m.network for m in self.members],
             scaler=scaler,
-            window_scale=window_scale,
+            input_scale=input_scale,
             device=ctx.device,
         )
         self.loss = nn.CrossEntropyLoss()
@@ -238,8 +245,8 @@ class _Fit:
         total = 0.0
         for start in range(0, len(order), hp.batch_size):
             idx = order[start : start + hp.batch_size].to(self.device)
-            windows = _augment(self.windows[idx], hp, member.gen)
-            loss = self.loss(network(windows, self.context[idx]), self.labels[idx])
+            inputs = _augment(self.inputs[idx], hp, member.gen)
+            loss = self.loss(network(inputs, self.context[idx]), self.labels[idx])
             member.optimiser.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(network.parameters(), hp.grad_clip)
@@ -387,17 +394,21 @@ def stratified_record_groups(train: BeatDataset, k: int, seed: int) -> list[list
     return best[1]
 
 
-def _augment(windows: torch.Tensor, hp: BiLSTMHyperParams, gen: torch.Generator) -> torch.Tensor:
-    """Random amplitude scale, small time shift and white noise, per beat."""
-    n, length = windows.shape
-    device = windows.device
+def _augment(inputs: torch.Tensor, hp: BiLSTMHyperParams, gen: torch.Generator) -> torch.Tensor:
+    """Per beat: one small time shift and amplitude scale for all channels, white noise each.
+
+    Shifting the difference channel shifts the window and its template together (the template is
+    aligned the same way as the beat), so the augmentation never invents a QRS mismatch.
+    """
+    n, channels, length = inputs.shape
+    device = inputs.device
     if hp.max_shift:
-        shift = torch.randint(-hp.max_shift, hp.max_shift + 1, (n, 1), generator=gen)
-        index = (torch.arange(length)[None, :] + shift).clamp_(0, length - 1).to(device)
-        windows = torch.gather(windows, 1, index)
-    scale = 1.0 + hp.amplitude_jitter * (2 * torch.rand(n, 1, generator=gen) - 1)
-    noise = hp.noise_std * torch.randn(n, length, generator=gen)
-    return windows * scale.to(device) + noise.to(device)
+        shift = torch.randint(-hp.max_shift, hp.max_shift + 1, (n, 1, 1), generator=gen)
+        index = (torch.arange(length)[None, None, :] + shift).clamp_(0, length - 1)
+        inputs = torch.gather(inputs, 2, index.expand(n, channels, length).to(device))
+    scale = 1.0 + hp.amplitude_jitter * (2 * torch.rand(n, 1, 1, generator=gen) - 1)
+    noise = hp.noise_std * torch.randn(n, channels, length, generator=gen)
+    return inputs * scale.to(device) + noise.to(device)
 
 
 def _nll(proba: FloatArray, labels: Labels) -> float:

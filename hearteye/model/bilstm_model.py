@@ -1,10 +1,12 @@
 """Bidirectional LSTM over the beat window, joined with RR and relative-morphology context.
 
 The network reads each amplitude-normalised beat window (:attr:`Beats.windows`, 126 samples at
-180 Hz) as a sequence of short patches, pools the BiLSTM states (mean, max and the final state of
-each direction), concatenates a vector of standardised context features (RR intervals and
-morphology relative to the patient's own reference beat) and classifies with a small MLP. A
-model is a small ensemble of such networks (same inputs, different seeds) whose softmax outputs
+180 Hz) minus the patient's own reference beat (:attr:`Beats.templates`, the median of the least
+premature neighbours), or the window itself, or both as two channels (:data:`INPUT_CHANNELS`), as
+a sequence of short patches; pools the BiLSTM states (mean, max and the final state of each
+direction), concatenates a vector of standardised context features (RR intervals and morphology
+relative to the patient's own reference beat) and classifies with a small MLP. A model is a small
+ensemble of such networks (same inputs, different seeds) whose softmax outputs
 are averaged, then re-weighted by the operating point.
 
 Importing this module imports torch; the rest of the shared package never does, so only a process
@@ -92,8 +94,12 @@ CONTEXT_CLIP: Final = 6.0
 
 WEIGHTS_FILE = "network.pt"
 META_FILE = "meta.json"
-#: Bump when the saved layout changes incompatibly.
-FORMAT_VERSION = 1
+#: Bump when the saved layout changes incompatibly (2: named input channels, one scale each).
+FORMAT_VERSION = 2
+
+#: Sequences the network can read, one channel each: the beat window, and the window minus the
+#: beat's reference template (what sets this beat apart from the patient's own normal beat).
+INPUT_CHANNELS: Final[tuple[str, ...]] = ("window", "difference")
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,8 @@ class BiLSTMConfig:
     #: Consecutive window samples fed to the LSTM as one time step (126 / 6 = 21 steps of 33 ms:
     #: the same information as one sample a step, at a fifth of the CPU cost per epoch).
     patch: int = 6
+    #: Input channels, in order (names from :data:`INPUT_CHANNELS`).
+    inputs: tuple[str, ...] = ("window",)
     #: LSTM hidden units per direction, and stacked layers.
     hidden: int = 16
     layers: int = 1
@@ -122,6 +130,14 @@ class BiLSTMConfig:
     def __post_init__(self) -> None:
         if self.sequence_length % self.patch:
             raise ValueError(f"patch {self.patch} does not divide {self.sequence_length} samples")
+        object.__setattr__(self, "inputs", tuple(self.inputs))  # a list when read from JSON
+        unknown = [name for name in self.inputs if name not in INPUT_CHANNELS]
+        if unknown or not self.inputs or len(set(self.inputs)) < len(self.inputs):
+            raise ValueError(f"inputs must be distinct names from {INPUT_CHANNELS}: {self.inputs}")
+
+    @property
+    def channels(self) -> int:
+        return len(self.inputs)
 
     @property
     def steps(self) -> int:
@@ -129,13 +145,16 @@ class BiLSTMConfig:
 
 
 class BiLSTMNet(nn.Module):
-    """windows (B, sequence_length) + standardised context (B, n_context) -> logits (B, classes)."""
+    """inputs (B, channels, sequence_length) + context (B, n_context) -> logits (B, classes).
+
+    Each time step sees ``patch`` consecutive samples of every channel.
+    """
 
     def __init__(self, config: BiLSTMConfig) -> None:
         super().__init__()
         self.config = config
         self.lstm = nn.LSTM(
-            input_size=config.patch,
+            input_size=config.channels * config.patch,
             hidden_size=config.hidden,
             num_layers=config.layers,
             batch_first=True,
@@ -150,9 +169,11 @@ class BiLSTMNet(nn.Module):
             nn.Linear(config.head_hidden, config.n_classes),
         )
 
-    def forward(self, windows: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        seq = windows.reshape(windows.shape[0], cfg.steps, cfg.patch)
+        # (B, C, steps*patch) -> (B, steps, C*patch): a step holds every channel's patch.
+        seq = inputs.reshape(inputs.shape[0], cfg.channels, cfg.steps, cfg.patch)
+        seq = seq.transpose(1, 2).reshape(inputs.shape[0], cfg.steps, cfg.channels * cfg.patch)
         out, (h_n, _) = self.lstm(seq)  # out: (B, steps, 2*hidden); h_n: (2*layers, B, hidden)
         last = torch.cat((h_n[-2], h_n[-1]), dim=1)  # top layer, forward and backward
         summary = torch.cat((out.mean(dim=1), out.amax(dim=1), last), dim=1)
@@ -214,6 +235,21 @@ class ContextScaler:
         return x
 
 
+def input_channels(
+    windows: npt.NDArray[np.float32],
+    templates: npt.NDArray[np.float32],
+    inputs: tuple[str, ...],
+    scale: tuple[float, ...] | None = None,
+) -> npt.NDArray[np.float32]:
+    """(n, len(inputs), sequence_length) float32 channels, each divided by its ``scale``."""
+    channels = []
+    for i, name in enumerate(inputs):
+        x = windows - templates if name == "difference" else windows
+        x = np.asarray(x, dtype=np.float32)
+        channels.append(x / np.float32(scale[i]) if scale is not None else x)
+    return np.stack(channels, axis=1)
+
+
 @dataclass
 class BiLSTMBeatModel:
     """Trained :class:`BiLSTMNet` ensemble members, their context normalisation, the operating point.
@@ -224,8 +260,8 @@ class BiLSTMBeatModel:
 
     networks: list[BiLSTMNet]
     scaler: ContextScaler
-    #: Windows are divided by this (the training windows' standard deviation).
-    window_scale: float = 1.0
+    #: Each input channel is divided by its scale (the channel's standard deviation in training).
+    input_scale: tuple[float, ...] = (1.0,)
     class_weights: tuple[float, ...] = (1.0,) * len(AAMI_CLASSES)
     params: dict[str, Any] = field(default_factory=dict)
     #: Beats per forward pass at inference (bounds memory for very long inputs).
@@ -240,6 +276,8 @@ class BiLSTMBeatModel:
             raise ValueError("ensemble members differ in architecture")
         if len(self.scaler.names) != self.config.n_context:
             raise ValueError("the scaler's features do not match the network's context size")
+        if len(self.input_scale) != self.config.channels:
+            raise ValueError("one input scale per input channel is needed")
         for net in self.networks:
             net.eval()
 
@@ -247,8 +285,17 @@ class BiLSTMBeatModel:
     def config(self) -> BiLSTMConfig:
         return self.networks[0].config
 
+    def inputs(
+        self, windows: npt.NDArray[np.float32], templates: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """(n, channels, sequence_length) scaled network input (see :func:`input_channels`)."""
+        return input_channels(windows, templates, self.config.inputs, self.input_scale)
+
     def raw_proba(
-        self, windows: npt.NDArray[np.float32], features: npt.NDArray[np.float32]
+        self,
+        windows: npt.NDArray[np.float32],
+        templates: npt.NDArray[np.float32],
+        features: npt.NDArray[np.float32],
     ) -> ProbArray:
         """Mean softmax of the members (before the operating point), ``batch_size`` beats a pass."""
         n = len(windows)
@@ -256,12 +303,12 @@ class BiLSTMBeatModel:
             return np.zeros((0, len(AAMI_CLASSES)), np.float32)
         device = torch.device(self.device)
         context = torch.from_numpy(self.scaler.transform(features)).to(device)
-        seq = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).to(device)
+        seq = torch.from_numpy(self.inputs(windows, templates)).to(device)
         out = np.empty((n, len(AAMI_CLASSES)), np.float32)
         with torch.inference_mode():
             for start in range(0, n, self.batch_size):
                 stop = min(start + self.batch_size, n)
-                w = seq[start:stop] / self.window_scale
+                w = seq[start:stop]
                 c = context[start:stop]
                 total = torch.softmax(self.networks[0](w, c), dim=1)
                 for net in self.networks[1:]:
@@ -270,7 +317,8 @@ class BiLSTMBeatModel:
         return out
 
     def predict_proba(self, beats: Beats) -> ProbArray:
-        return apply_prior_shift(self.raw_proba(beats.windows, beats.features), self.class_weights)
+        proba = self.raw_proba(beats.windows, beats.templates, beats.features)
+        return apply_prior_shift(proba, self.class_weights)
 
     def to(self, device: str) -> Self:
         """Move the networks to ``device`` ("cpu" or "cuda")."""
@@ -295,7 +343,7 @@ class BiLSTMBeatModel:
             "context_features": list(self.scaler.names),
             "context_mean": list(self.scaler.mean),
             "context_std": list(self.scaler.std),
-            "window_scale": self.window_scale,
+            "input_scale": list(self.input_scale),
             "class_weights": list(self.class_weights),
             "params": self.params,
             "torch_version": torch.__version__,
@@ -310,9 +358,7 @@ class BiLSTMBeatModel:
         serving runs several workers and parallelises across requests, so by default one forward
         pass uses one core, as the XGBoost model does.
         """
-        meta = json.loads((directory / META_FILE).read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported BiLSTM model format {meta.get('format_version')!r}")
+        meta = _upgrade_meta(json.loads((directory / META_FILE).read_text()))
         if num_threads is not None:
             torch.set_num_threads(num_threads)
         config = BiLSTMConfig(**meta["architecture"])
@@ -333,7 +379,19 @@ class BiLSTMBeatModel:
         return cls(
             networks=networks,
             scaler=scaler,
-            window_scale=float(meta["window_scale"]),
+            input_scale=tuple(float(v) for v in meta["input_scale"]),
             class_weights=tuple(meta["class_weights"]),
             params=dict(meta.get("params", {})),
         )
+
+
+def _upgrade_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta.json`` in the current format; format 1 read one channel, the window."""
+    version = meta.get("format_version")
+    if version == 1:
+        meta = dict(meta, format_version=FORMAT_VERSION)
+        meta["architecture"] = dict(meta["architecture"], inputs=["window"])
+        meta["input_scale"] = [meta.pop("window_scale")]
+    elif version != FORMAT_VERSION:
+        raise ValueError(f"unsupported BiLSTM model format {version!r}")
+    return meta

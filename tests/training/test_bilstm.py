@@ -49,16 +49,16 @@ def _beats(n: int, seed: int = 0) -> Beats:
     )
 
 
-def _untrained_model() -> BiLSTMBeatModel:
+def _untrained_model(inputs: tuple[str, ...] = ("window",)) -> BiLSTMBeatModel:
     import torch
 
     torch.manual_seed(0)
-    config = BiLSTMConfig(sequence_length=SEQ, hidden=8, head_hidden=16)
+    config = BiLSTMConfig(sequence_length=SEQ, inputs=inputs, hidden=8, head_hidden=16)
     scaler = ContextScaler.fit(_beats(64, seed=1).features, CONTEXT_FEATURES)
     return BiLSTMBeatModel(
         networks=[BiLSTMNet(config), BiLSTMNet(config)],
         scaler=scaler,
-        window_scale=0.2,
+        input_scale=(0.2,) * len(inputs),
         class_weights=(1.0, 2.0, 0.5, 1.0, 1.0),
     )
 
@@ -94,6 +94,8 @@ def test_save_load_round_trip_gives_identical_probabilities(tmp_path: Path) -> N
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta["kind"] == "bilstm"
     assert meta["architecture"]["hidden"] == 8
+    assert meta["architecture"]["inputs"] == ["window"]
+    assert meta["input_scale"] == [0.2]
     assert meta["members"] == 2
     assert meta["context_features"] == list(CONTEXT_FEATURES)
     assert meta["class_weights"] == [1.0, 2.0, 0.5, 1.0, 1.0]
@@ -102,6 +104,54 @@ def test_save_load_round_trip_gives_identical_probabilities(tmp_path: Path) -> N
     beats = _beats(40, seed=3)
     np.testing.assert_array_equal(loaded.predict_proba(beats), model.predict_proba(beats))
     assert loaded.params == {"bilstm.hidden": 8}
+
+
+@pytest.mark.parametrize(
+    "inputs", [("window",), ("difference",), ("window", "difference")], ids="+".join
+)
+def test_input_channels_are_patched_per_step_and_survive_save_load(
+    inputs: tuple[str, ...], tmp_path: Path
+) -> None:
+    model = _untrained_model(inputs)
+    beats = _beats(20)
+    x = model.inputs(beats.windows, beats.templates)
+    assert x.shape == (20, len(inputs), SEQ)
+    expected = {"window": beats.windows, "difference": beats.windows - beats.templates}
+    for i, name in enumerate(inputs):
+        np.testing.assert_allclose(x[:, i], expected[name] / 0.2, rtol=1e-5, atol=1e-6)
+    # Only a network that reads the difference sees the template.
+    other = replace(beats, templates=beats.templates + 0.5)
+    same = np.array_equal(model.predict_proba(beats), model.predict_proba(other))
+    assert same == ("difference" not in inputs)
+    model.save(tmp_path)
+    loaded = BiLSTMBeatModel.load(tmp_path, num_threads=None)
+    assert loaded.config.inputs == inputs
+    np.testing.assert_array_equal(loaded.predict_proba(beats), model.predict_proba(beats))
+
+
+def test_format_1_models_still_load_as_one_window_channel(tmp_path: Path) -> None:
+    """Versions registered before the input channels were named (format 1) keep serving."""
+    model = _untrained_model()
+    model.save(tmp_path)
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    meta["format_version"] = 1
+    del meta["architecture"]["inputs"]
+    meta["window_scale"] = meta.pop("input_scale")[0]
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    loaded = BiLSTMBeatModel.load(tmp_path, num_threads=None)
+    assert loaded.config.inputs == ("window",)
+    beats = _beats(10)
+    np.testing.assert_array_equal(loaded.predict_proba(beats), model.predict_proba(beats))
+    meta["format_version"] = 99
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="unsupported BiLSTM model format 99"):
+        BiLSTMBeatModel.load(tmp_path, num_threads=None)
+
+
+@pytest.mark.parametrize("inputs", [(), ("window", "window"), ("template",)])
+def test_unknown_or_repeated_inputs_are_refused(inputs: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match="inputs"):
+        BiLSTMConfig(inputs=inputs)
 
 
 def test_loading_needs_neither_training_code_nor_torch_before_use(tmp_path: Path) -> None:
