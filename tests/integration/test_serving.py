@@ -230,14 +230,20 @@ def test_predictions_through_nginx_match_the_in_process_model(
             got = np.array([[b["probabilities"][c] for c in AAMI_CLASSES] for b in answer["beats"]])
             np.testing.assert_allclose(got, expected.probabilities, atol=1e-6)
 
-    # The audit trail (PostgreSQL, through the API) has the last request, with nginx's view.
-    audit = served.http.get(
-        "/api/v1/audit",
-        params={"model_name": BILSTM, "limit": 1},
-        headers=served.headers(admin=True),
-    )
-    assert audit.status_code == 200, audit.text
-    (record,) = audit.json()["records"]
+    # The audit trail (PostgreSQL, through the API) has the last request, with nginx's view. The
+    # writer inserts in batches after a short linger, so the record lands within ~0.1 s.
+    deadline = time.monotonic() + 10
+    while True:
+        audit = served.http.get(
+            "/api/v1/audit",
+            params={"model_name": BILSTM, "limit": 1},
+            headers=served.headers(admin=True),
+        )
+        assert audit.status_code == 200, audit.text
+        (record,) = audit.json()["records"]
+        if record["request_id"] == answer["request_id"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert record["request_id"] == answer["request_id"]
     assert record["client_addr"] == "127.0.0.1"
     assert record["username"].startswith("it-clin-")
