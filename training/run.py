@@ -58,6 +58,8 @@ class TrainResult:
     tracking_uri: str
     duration_s: float
     params: dict[str, Any] = field(default_factory=dict)
+    #: DS1-only figures the trainer selected by (e.g. grouped-CV ``cv_*``), as logged to the run.
+    selection_metrics: dict[str, float] = field(default_factory=dict)
     #: The in-memory classifier (for parity checks against the registered copy); not serialised.
     classifier: Any = field(default=None, repr=False)
 
@@ -113,8 +115,13 @@ def train(
     device: str = "auto",
     status: Callable[[str], None] = lambda message: None,
     track: Callable[..., Any] | None = None,
+    trainer: Trainer | None = None,
 ) -> TrainResult:
-    """Train, evaluate, log and register one model of ``kind``; see the module docstring."""
+    """Train, evaluate, log and register one model of ``kind``; see the module docstring.
+
+    ``trainer`` replaces the kind's default (:func:`make_trainer`), e.g. with other
+    hyper-parameters for an experiment; it must train ``kind``.
+    """
     from mlflow import MlflowClient
 
     started = time.perf_counter()
@@ -122,7 +129,10 @@ def train(
         raise ConfigurationError(
             f"unknown model kind {kind!r}; expected one of {sorted(MODEL_KINDS)}"
         )
-    trainer = make_trainer(kind)
+    if trainer is None:
+        trainer = make_trainer(kind)
+    elif trainer.kind != kind:
+        raise ConfigurationError(f"a {trainer.kind} trainer cannot train {kind!r}")
     resolved_device = resolve_device(kind, device)
     config = PreprocessConfig()
     records = QUICK_RECORDS if quick else {"DS1": DS1, "DS2": DS2}
@@ -284,6 +294,7 @@ def _run(
         tracking_uri=target.uri,
         duration_s=time.perf_counter() - started,
         params=fit.params,
+        selection_metrics=dict(fit.selection_metrics),
         classifier=fit.classifier,
     )
 

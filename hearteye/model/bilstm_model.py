@@ -112,7 +112,7 @@ class BiLSTMConfig:
     #: the same information as one sample a step, at a fifth of the CPU cost per epoch).
     patch: int = 6
     #: Input channels, in order (names from :data:`INPUT_CHANNELS`).
-    inputs: tuple[str, ...] = ("window",)
+    inputs: tuple[str, ...] = ("difference",)
     #: LSTM hidden units per direction, and stacked layers.
     hidden: int = 16
     layers: int = 1
