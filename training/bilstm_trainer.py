@@ -136,7 +136,7 @@ class BiLSTMTrainer:
         started = time.perf_counter()
         groups = stratified_record_groups(train, hp.folds, ctx.seed)
         labels = train.labels.astype(np.int64)
-        with _deterministic(ctx.seed):
+        with _deterministic(ctx.seed, ctx.device):
             oof, fold_losses = self._out_of_fold(hp, train, groups, ctx)
             scores = []
             for epoch in range(hp.max_epochs):
@@ -438,10 +438,17 @@ def _fmt(weights: tuple[float, ...]) -> str:
 
 
 @contextlib.contextmanager
-def _deterministic(seed: int) -> Iterator[None]:
-    """Seed torch and ask for deterministic kernels for the duration of a fit."""
-    previous = torch.are_deterministic_algorithms_enabled()
+def _deterministic(seed: int, device: str) -> Iterator[None]:
+    """Seed torch and, on a GPU, ask for deterministic kernels for the duration of a fit.
+
+    The CPU kernels a fit uses are deterministic already; the switch itself imports torch's
+    compiler stack (~3 s per process), so the CPU path skips it.
+    """
     torch.manual_seed(seed)
+    if device == "cpu":
+        yield
+        return
+    previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
