@@ -11,6 +11,16 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that use the session's native stack last (stable order otherwise).
+
+    The stack starts on first use and stops at session end; its serving workers poll the registry
+    every few seconds, which costs the MLflow server CPU (basic auth hashes the password on every
+    request) while the other tiers run.
+    """
+    items.sort(key=lambda item: "native_stack" in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture(scope="session")
 def mitdb_dir() -> Path:
     """The real MIT-BIH records (``HEARTEYE_MITDB_DIR``); tests that need them fail loudly without."""
