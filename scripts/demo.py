@@ -92,7 +92,7 @@ def summary(result: dict[str, Any], quick: bool) -> str:
 
     return (
         f"  {result['model']} v{result['version']} in {result['duration_s']:.0f} s: "
-        f"{'DS2 (quick: 4 of its records)' if quick else 'DS2'} Se/+P "
+        f"{'DS2 (quick subset)' if quick else 'DS2'} Se/+P "
         f"{pair('S')}, {pair('V')}, macro-F1 {m['ds2_macro_f1']:.3f} "
         f"({a.name}: S {100 * a.s_sensitivity:.1f}/{100 * a.s_ppv:.1f}, "
         f"V {100 * a.v_sensitivity:.1f}/{100 * a.v_ppv:.1f})"

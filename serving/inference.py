@@ -145,29 +145,10 @@ async def predict(
         raise
 
 
-@dataclass(frozen=True)
-class StripAnswer:
-    """One strip's answer as JSON-ready values (the shape of :class:`~serving.schemas.StripResult`).
-
-    Built from the prediction in one pass (one argmax, one count) with plain Python values of the
-    schema's types, so the route serialises it without a pydantic validation round.
-    """
-
-    fs: float
-    beats: list[dict[str, Any]]
-    counts: dict[str, int]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"fs": self.fs, "beats": self.beats, "counts": self.counts}
-
-
-def strip_answer(prediction: StripPrediction) -> StripAnswer:
-    """The API's view of one strip's prediction: labels are the argmax of the probabilities."""
-    proba = prediction.probabilities
-    classes = np.argmax(proba, axis=1) if len(proba) else np.zeros(0, np.intp)
-    labels = [AAMI_CLASSES[i] for i in classes.tolist()]
-    per_class = np.bincount(classes, minlength=len(AAMI_CLASSES)).tolist()
-    rows = np.round(proba.astype(np.float64), 6).tolist()
+def strip_answer(prediction: StripPrediction) -> dict[str, Any]:
+    """One strip's answer as plain JSON values of :class:`~serving.schemas.StripResult`'s shape
+    (``fs``, ``beats``, ``counts``), so the route serialises it without a pydantic round."""
+    rows = np.round(prediction.probabilities.astype(np.float64), 6).tolist()
     beats = [
         {
             "sample": sample,
@@ -178,13 +159,9 @@ def strip_answer(prediction: StripPrediction) -> StripAnswer:
         for sample, time_s, label, row in zip(
             prediction.samples.tolist(),
             np.round(prediction.times_s, 4).tolist(),
-            labels,
+            prediction.labels,
             rows,
             strict=True,
         )
     ]
-    return StripAnswer(
-        fs=float(prediction.fs),
-        beats=beats,
-        counts=dict(zip(AAMI_CLASSES, per_class, strict=True)),
-    )
+    return {"fs": float(prediction.fs), "beats": beats, "counts": prediction.counts()}

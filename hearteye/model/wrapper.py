@@ -63,16 +63,23 @@ class StripPrediction:
     probabilities: npt.NDArray[np.float32]  # (n, 5), AAMI_CLASSES order
 
     @property
+    def classes(self) -> npt.NDArray[np.intp]:
+        """Each beat's class index in ``AAMI_CLASSES``: the argmax of its probabilities."""
+        if not len(self):
+            return np.zeros(0, np.intp)
+        return np.argmax(self.probabilities, axis=1)
+
+    @property
     def labels(self) -> list[str]:
-        return [AAMI_CLASSES[i] for i in np.argmax(self.probabilities, axis=1)] if len(self) else []
+        return [AAMI_CLASSES[i] for i in self.classes.tolist()]
 
     @property
     def times_s(self) -> npt.NDArray[np.float64]:
         return np.asarray(self.samples / self.fs, dtype=np.float64)
 
     def counts(self) -> dict[str, int]:
-        labels = self.labels
-        return {c: labels.count(c) for c in AAMI_CLASSES}
+        per_class = np.bincount(self.classes, minlength=len(AAMI_CLASSES)).tolist()
+        return dict(zip(AAMI_CLASSES, per_class, strict=True))
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -23,7 +23,6 @@ from serving.deps import Clinician, runtime_of
 from serving.fastjson import FastJSONRoute, json_response
 from serving.inference import (
     InputError,
-    StripAnswer,
     check_strip,
     predict,
     samples,
@@ -62,15 +61,7 @@ async def predict_strip(body: PredictRequest, user: Clinician, request: Request)
     predictions = await predict(loaded, [checked.strip], runtime.batchers.get(loaded.name))
     answer = strip_answer(predictions[0])
     _answered(ctx, runtime, loaded, [answer])
-    return json_response(
-        {
-            "request_id": ctx.request_id,
-            "model": _ref(loaded),
-            "fs": answer.fs,
-            "beats": answer.beats,
-            "counts": answer.counts,
-        }
-    )
+    return json_response({"request_id": ctx.request_id, "model": _ref(loaded), **answer})
 
 
 @router.post("/predict/batch", response_model=PredictBatchResponse, responses=ERRORS)
@@ -108,7 +99,7 @@ async def predict_batch(body: PredictBatchRequest, user: Clinician, request: Req
         {
             "request_id": ctx.request_id,
             "model": _ref(loaded),
-            "results": [a.as_dict() for a in answers],
+            "results": answers,
         }
     )
 
@@ -121,12 +112,12 @@ def _answered(
     ctx: RequestContext,
     runtime: Runtime,
     loaded: LoadedModel,
-    answers: Sequence[StripAnswer],
+    answers: Sequence[dict[str, Any]],
 ) -> None:
     """Record who answered and what, for the audit record, the log line and the metrics."""
     counts: dict[str, int] = {}
     for answer in answers:
-        for label, n in answer.counts.items():
+        for label, n in answer["counts"].items():
             if n:
                 counts[label] = counts.get(label, 0) + n
     ctx.answered_by(loaded.name, loaded.version, loaded.run_id)
