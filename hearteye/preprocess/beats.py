@@ -13,7 +13,6 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 from hearteye.preprocess.config import PreprocessConfig
 
@@ -152,12 +151,11 @@ def rr_features(peaks: IntArray, config: PreprocessConfig) -> FloatArray:
 def _windows(x: FloatArray, peaks: IntArray, config: PreprocessConfig) -> FloatArray:
     """(n, window_length) windows; the signal is zero-padded so edge beats keep full windows."""
     before, after = config.window_before, config.window_after
-    padded = np.pad(x, (before, after))
-    starts = np.clip(
-        peaks, 0, len(x) - 1
-    )  # peaks index x; in padded coordinates the window starts here
-    view = sliding_window_view(padded, before + after)
-    return np.asarray(view[starts], dtype=np.float64)
+    padded = np.zeros(len(x) + before + after)
+    padded[before : before + len(x)] = x
+    # peaks index x; in padded coordinates each window starts there.
+    starts = np.clip(peaks, 0, len(x) - 1)
+    return padded[starts[:, None] + np.arange(before + after)]
 
 
 def _morphology(
@@ -192,8 +190,8 @@ def _morphology(
     p_corr = _row_corr(norm[:, p_region], template[:, p_region])
     p_energy_t = np.mean(template[:, p_region] ** 2, axis=1)
 
-    qrs_pts = norm[:, np.linspace(idx(-0.05), idx(0.10), QRS_POINTS).round().astype(int)]
-    t_pts = norm[:, np.linspace(idx(0.15), idx(0.45), T_POINTS).round().astype(int)]
+    qrs_pts = norm[:, _grid(idx(-0.05), idx(0.10), QRS_POINTS)]
+    t_pts = norm[:, _grid(idx(0.15), idx(0.45), T_POINTS)]
     cols = [
         p2p,
         p2p / amp_ref,
@@ -211,6 +209,14 @@ def _morphology(
         _irregular_fraction(pre_rr, 2 * TEMPLATE_HALF_BEATS),
     ]
     return np.concatenate([np.stack(cols, axis=1), qrs_pts, t_pts], axis=1)
+
+
+@lru_cache(maxsize=64)
+def _grid(first: int, last: int, points: int) -> npt.NDArray[np.intp]:
+    """``points`` evenly spaced sample indices from ``first`` to ``last`` (read-only)."""
+    out = np.linspace(first, last, points).round().astype(np.intp)
+    out.flags.writeable = False
+    return out
 
 
 def _irregular_fraction(pre_rr: FloatArray, half: int) -> FloatArray:
@@ -287,4 +293,13 @@ def _reference_template(norm: FloatArray, pre_rr: FloatArray, half: int) -> Floa
     rr = pre_rr[nb]
     # >= the median keeps at least one neighbour per row (the median is attained or exceeded).
     keep = valid & (rr >= _masked_median(rr, valid)[:, None])
-    return _masked_median(norm[nb], keep)
+    # Beats whose kept neighbours are the same beats share one template: on a 10-s strip fewer
+    # than half the rows are distinct, and the (rows, neighbours, samples) median dominates the
+    # cost of a strip. Same values, same median: the result is identical.
+    members = np.sort(np.where(keep, nb, -1), axis=1)  # equal sets give equal rows
+    slot: dict[bytes, int] = {}
+    inverse = np.array([slot.setdefault(row.tobytes(), len(slot)) for row in members])
+    if len(slot) == n:
+        return _masked_median(norm[nb], keep)
+    first = np.unique(inverse, return_index=True)[1]
+    return _masked_median(norm[nb[first]], keep[first])[inverse]
