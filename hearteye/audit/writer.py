@@ -94,6 +94,7 @@ class AuditWriter:
         self._available = True
         self._last_error: str | None = None
         self._spool_files = 0
+        self._unsettled = 0  # queued or in the thread's hands, neither inserted nor spooled
         self._n: dict[str, int] = dict.fromkeys(
             ("submitted", "inserted", "duplicates", "spooled", "replayed", "rejected"), 0
         )
@@ -116,23 +117,30 @@ class AuditWriter:
         if self._closed:
             self._spool_records([record])
             return
+        self._settle(-1)
         try:
             self._queue.put_nowait(record)
         except queue.Full:
+            self._settle(1)
             logger.warning("audit queue full: spooling %s in the request thread", record.request_id)
             self._spool_records([record])
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Write everything queued and try to replay the whole spool now (ignoring back-off).
 
-        True when every record is in the database; False when some remain safely spooled.
+        True when every record is in the database; False when some remain safely spooled (or
+        the background thread still holds some at the deadline).
         """
         deadline = time.monotonic() + timeout_s
-        with self._work:
-            while batch := self._take(self._batch_size):
-                self._store(batch)
-            self._replay(force=True, deadline=deadline)
-            return self._queue.empty() and self.spool.count() == 0
+        while True:
+            with self._work:
+                while batch := self._take(self._batch_size):
+                    self._store(batch)
+                if self._pending() == 0 or time.monotonic() >= deadline:
+                    self._replay(force=True, deadline=deadline)
+                    return self._pending() == 0 and self.spool.count() == 0
+            # The background thread took a batch and lingers before writing it: let it finish.
+            time.sleep(0.005)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop the thread and flush; whatever cannot be written stays spooled on disk."""
@@ -199,16 +207,19 @@ class AuditWriter:
         return batch
 
     def _store(self, batch: list[AuditRecord]) -> None:
-        if time.monotonic() < self._retry_at:  # known down: don't wait on connect timeouts
-            self._spool_records(batch)
-            return
         try:
-            self._insert(batch)
-        except Exception as exc:
-            self._spool_records(batch)
-            self._failed(exc)
-            return
-        self._succeeded()
+            if time.monotonic() < self._retry_at:  # known down: don't wait on connect timeouts
+                self._spool_records(batch)
+                return
+            try:
+                self._insert(batch)
+            except Exception as exc:
+                self._spool_records(batch)
+                self._failed(exc)
+                return
+            self._succeeded()
+        finally:
+            self._settle(len(batch))
 
     def _spool_records(self, records: Sequence[AuditRecord]) -> None:
         try:
@@ -345,6 +356,15 @@ class AuditWriter:
             self._backoff_s = 1.0
             logger.error("audit insert failed, records spooled: %s", exc, exc_info=exc)
         self._retry_at = time.monotonic() + self._backoff_s
+
+    def _settle(self, n: int) -> None:
+        """``n`` records inserted or spooled (negative: handed over, not yet either)."""
+        with self._counts:
+            self._unsettled -= n
+
+    def _pending(self) -> int:
+        with self._counts:
+            return self._unsettled
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._counts:

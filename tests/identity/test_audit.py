@@ -278,3 +278,22 @@ def test_full_queue_spools_in_the_caller(platform_db: PlatformDb, tmp_path: Path
     assert len(writer.spool.pending(10)) == 3
     assert writer.flush()
     assert count_rows(platform_db.engine, "prediction_audit") == 5
+
+
+def test_flush_waits_for_the_batch_the_thread_is_lingering_on(
+    platform_db: PlatformDb, tmp_path: Path
+) -> None:
+    # The background thread takes the record off the queue, then lingers for more: the queue is
+    # empty but the record is in neither the database nor the spool. flush() must wait for it.
+    writer = AuditWriter(platform_db.engine, tmp_path / "spool", linger_s=1.0)
+    writer.start()
+    try:
+        writer.submit(record())
+        deadline = time.monotonic() + 5
+        while writer.stats().queued and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert writer.stats().queued == 0  # taken by the thread, which now lingers
+        assert writer.flush(timeout_s=10)
+        assert count_rows(platform_db.engine, "prediction_audit") == 1
+    finally:
+        writer.close()
