@@ -82,7 +82,10 @@ def test_the_application_role_cannot_change_the_audit_trail(
             cur.execute(statement)
         app.rollback()
         cur.execute("SELECT count(*) FROM prediction_audit")
-        assert cur.fetchone() == (before,)
+        # Nothing removed. Serving may still be inserting late records of earlier tests'
+        # requests (its audit writer batches them), so the count may only have grown.
+        (after,) = cur.fetchone()
+        assert after >= before
     app.rollback()
 
 
