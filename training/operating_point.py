@@ -38,3 +38,37 @@ def choose_class_weights(
         if score > best[0] + 1e-12:
             best = (score, tuple(weights))
     return best[1], best[0]
+
+
+#: Candidate V weights for :func:`choose_v_weight` (N, S, F and Q stay at 1).
+V_WEIGHT_GRID: tuple[float, ...] = tuple(round(0.05 + 0.01 * i, 2) for i in range(96))
+
+
+def choose_v_weight(
+    labels: npt.NDArray[np.integer],
+    oofs: list[npt.NDArray[np.floating]],
+    floor: float = 0.90,
+) -> tuple[float, dict[str, float]]:
+    """The V prior weight with the best mean out-of-fold V F1 whose mean V sensitivity stays at or
+    above ``floor``; every other class keeps weight 1, so S sensitivity is never traded.
+
+    ``oofs`` are out-of-fold probabilities of repeated grouped CV (several fold assignments): one
+    split's choice varies too much with which patients share a fold. Returns the weight (1.0 when
+    no weight qualifies) and the mean V sensitivity, +P and F1 it gives.
+    """
+    v = AAMI_CLASSES.index("V")
+    best: tuple[float, dict[str, float]] = (1.0, {})
+    best_f1 = -1.0
+    for wv in V_WEIGHT_GRID:
+        weights = [1.0] * len(AAMI_CLASSES)
+        weights[v] = wv
+        scores = [
+            class_metrics(confusion(labels, np.argmax(apply_prior_shift(p, weights), axis=1)), "")
+            for p in oofs
+        ]
+        se = float(np.mean([m["V_sensitivity"] for m in scores]))
+        f1 = float(np.mean([m["V_f1"] for m in scores]))
+        if se >= floor and f1 > best_f1 + 1e-12:
+            ppv = float(np.mean([m["V_ppv"] for m in scores]))
+            best_f1, best = f1, (wv, {"V_sensitivity": se, "V_ppv": ppv, "V_f1": f1})
+    return best
