@@ -5,10 +5,21 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from tests.training.conftest import TrainedStore
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# OpenMP threads (torch's BiLSTM, XGBoost) that wait by sleeping rather than spinning: on the
+# shared 2-core machine a spinning waiter starves the thread it waits for whenever other work
+# holds a core (a quick BiLSTM fit took 93 s instead of 8-12 s on a busy host). Same thread
+# counts, so the same results. Set here, before anything loads libgomp; the subprocesses the
+# tests start (make demo, notebook kernels, the native stack) inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -37,6 +48,19 @@ def mitdb_dir() -> Path:
 def beat_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A dataset cache shared by the whole session (building all 44 records once is enough)."""
     return tmp_path_factory.mktemp("beat-cache")
+
+
+@pytest.fixture(scope="session")
+def quick_xgboost(
+    tmp_path_factory: pytest.TempPathFactory, mitdb_dir: Path, beat_cache_dir: Path
+) -> TrainedStore:
+    """ecg-xgboost v1, quick-trained (seed 0) once per session on a private embedded store.
+
+    Read-only: tests/training inspects the run and the version; tests/serving copies the
+    registry database and registers more versions there (the artifacts are shared)."""
+    from tests.training.conftest import train_quick
+
+    return train_quick("xgboost", tmp_path_factory.mktemp("xgb-home"), mitdb_dir, beat_cache_dir)
 
 
 @pytest.fixture(autouse=True)

@@ -29,7 +29,7 @@ from hearteye.registry import (
 from hearteye.settings import get_settings
 from hearteye.tracking import TrackingError
 from tests.integration.native_stack import NativeStack
-from tests.registry.fakes import EXAMPLE, GOOD_METRICS, BeatLabeler, version_tags
+from tests.registry.fakes import EXAMPLE, GOOD_METRICS, BeatLabeler, requirements, version_tags
 from tests.registry.test_race import assert_consistent, run_contenders
 
 pytestmark = pytest.mark.integration
@@ -64,7 +64,10 @@ def logged_model(on_stack: Registry) -> str:
     experiment_id = ensure_experiment(on_stack.client, on_stack.target, "it-registry")
     with mlflow.start_run(experiment_id=experiment_id):
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=BeatLabeler(), input_example=EXAMPLE
+            name="model",
+            python_model=BeatLabeler(),
+            input_example=EXAMPLE,
+            pip_requirements=requirements(),
         )
     return str(info.model_uri)
 
@@ -154,7 +157,10 @@ def test_broken_artifacts_in_s3_are_refused(
     experiment_id = ensure_experiment(on_stack.client, on_stack.target, "it-registry")
     with mlflow.start_run(experiment_id=experiment_id):
         uri = mlflow.pyfunc.log_model(
-            name="model", python_model=BeatLabeler(), input_example=EXAMPLE
+            name="model",
+            python_model=BeatLabeler(),
+            input_example=EXAMPLE,
+            pip_requirements=requirements(),
         ).model_uri
     broken = register(model_uri=uri)
     model_id = uri.removeprefix("models:/")

@@ -196,14 +196,23 @@ def test_promote_history_and_rollback_as_documented(
 
     from hearteye.registry import connect, get_history, get_production_version
     from hearteye.tracking import ensure_experiment
-    from tests.registry.fakes import EXAMPLE, GOOD_METRICS, BeatLabeler, version_tags
+    from tests.registry.fakes import (
+        EXAMPLE,
+        GOOD_METRICS,
+        BeatLabeler,
+        requirements,
+        version_tags,
+    )
 
     monkeypatch.chdir(isolated_state)
     registry = connect(probe=False)
     experiment_id = ensure_experiment(registry.client, registry.target, "operations-doc")
     with mlflow.start_run(experiment_id=experiment_id):
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=BeatLabeler(), input_example=EXAMPLE
+            name="model",
+            python_model=BeatLabeler(),
+            input_example=EXAMPLE,
+            pip_requirements=requirements(),
         )
     for _ in range(3):
         version = mlflow.register_model(info.model_uri, "ecg-xgboost").version

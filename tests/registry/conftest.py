@@ -12,7 +12,7 @@ import pytest
 
 from hearteye.labels import SPLIT_PROTOCOL
 from hearteye.registry import Registry, connect
-from tests.registry.fakes import EXAMPLE, GOOD_METRICS, BeatLabeler, version_tags
+from tests.registry.fakes import EXAMPLE, GOOD_METRICS, BeatLabeler, requirements, version_tags
 
 Register = Callable[..., str]
 
@@ -56,6 +56,7 @@ def log_model(registry: Registry) -> Callable[..., str]:
                 python_model=BeatLabeler(),
                 input_example=EXAMPLE if input_example else None,
                 signature=None if input_example else mlflow.models.infer_signature(EXAMPLE),
+                pip_requirements=requirements(),
             )
         return str(info.model_uri)
 

@@ -28,6 +28,15 @@ GOOD_METRICS: dict[str, float] = {
 EXAMPLE = pd.DataFrame({"signal_mv": [0.01, 0.25, 1.1, 0.3], "fs": [360.0] * 4})
 
 
+def requirements() -> list[str]:
+    """What MLflow would infer for ``BeatLabeler`` (the same pins), given explicitly: inferring
+    them starts a Python process that imports MLflow, ~4 s per logged model."""
+    from importlib.metadata import version
+
+    names = ("mlflow", "cloudpickle", "hearteye", "numpy", "pandas")
+    return [f"{name}=={version(name)}" for name in names]
+
+
 class BeatLabeler(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
     """Labels every input row N: enough to load, predict and answer non-empty."""
 

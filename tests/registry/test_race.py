@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import json
+import multiprocessing
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,31 +17,40 @@ from hearteye.registry import (
     get_production_version,
 )
 from hearteye.registry.ledger import STATE_COMPLETED, TAG_STATE, open_ledger
+from tests.registry import race_worker
 from tests.registry.conftest import Register
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_contenders(commands: list[list[str]], cwd: Path) -> list[dict[str, object]]:
-    """Start every contender at once (separate interpreters); their last stdout line is JSON."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    """Start every contender at once, each a process of its own (``race_worker.contend``, forked
+    from a forkserver that preloaded MLflow and HeartEye); their answers, in ``commands`` order."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(race_worker.PRELOAD)  # only read when the server starts
+    answers = context.Queue()
+    env, pid = dict(os.environ), os.getpid()
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.registry.race_worker", *command],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for command in commands
+        context.Process(target=race_worker.contend, args=(index, command, env, str(cwd), answers))
+        for index, command in enumerate(commands)
     ]
-    results = []
     for proc in procs:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-4000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    return results
+        proc.start()
+    results: dict[int, dict[str, object]] = {}
+    try:
+        for _ in procs:
+            index, ok, payload = answers.get(timeout=300)
+            assert ok, f"contender {commands[index]} failed:\n{payload[-4000:]}"
+            results[index] = payload
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    assert all(proc.exitcode == 0 for proc in procs), [proc.exitcode for proc in procs]
+    pids = {int(str(r["pid"])) for r in results.values()}
+    assert len(pids) == len(procs)  # separate processes ...
+    assert pid not in pids  # ... none of them this one
+    return [results[index] for index in range(len(procs))]
 
 
 def assert_consistent(registry: Registry, model: str, promotions: int) -> None:

@@ -1,9 +1,9 @@
 """Serving unit tests: the app in-process (``TestClient``, lifespan run) on an embedded store.
 
-Quick-trained models are built once per session (~30 s each) in a private store; each test gets
-its own copy of that store's registry database (so promotions in one test never leak into
-another; the artifacts are shared, read-only), its own HEARTEYE_HOME (platform database, model
-cache) and its own users.
+Quick-trained models are built once per session in a private store (the XGBoost version is the
+one tests/training inspects, tests/conftest.py); each test gets its own copy of that store's
+registry database (so promotions in one test never leak into another; the artifacts are shared,
+read-only), its own HEARTEYE_HOME (platform database, model cache) and its own users.
 """
 
 from __future__ import annotations
@@ -96,15 +96,16 @@ def _register_again(db: Path, name: str, version: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def xgb_store(
-    tmp_path_factory: pytest.TempPathFactory, mitdb_dir: Path, beat_cache_dir: Path
-) -> TrainedStore:
-    """ecg-xgboost v1 (quick-trained) and v2 (same model, registered again); no alias set."""
+def xgb_store(quick_xgboost: Any, tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
+    """ecg-xgboost v1 (the session's quick-trained version, tests/conftest.py) and v2 (same
+    model, registered again) in a copy of its registry; no alias set."""
     home = tmp_path_factory.mktemp("serving-store")
-    result = _train(home, "xgboost", mitdb_dir, beat_cache_dir)
     db = home / "mlflow" / "mlflow.db"
-    second = _register_again(db, XGB, result.version)
-    return TrainedStore(home=home, db=db, versions={XGB: [result.version, second]})
+    db.parent.mkdir()
+    shutil.copy(quick_xgboost.tracking_uri.removeprefix("sqlite:///"), db)
+    first = str(quick_xgboost.result.version)
+    second = _register_again(db, XGB, first)
+    return TrainedStore(home=home, db=db, versions={XGB: [first, second]})
 
 
 @pytest.fixture(scope="session")

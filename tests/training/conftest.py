@@ -1,4 +1,5 @@
-"""A quick-trained, registered XGBoost model on a private embedded store, shared by a module."""
+"""Quick training on a private embedded store (``train_quick``); the session's quick-trained XGBoost
+version is the ``quick_xgboost`` fixture in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -35,10 +36,3 @@ def train_quick(kind: str, home: Path, mitdb_dir: Path, cache: Path, seed: int =
         result = train(kind, settings, quick=True, seed=seed)
         get_settings.cache_clear()
     return TrainedStore(home=home, tracking_uri=result.tracking_uri, result=result)
-
-
-@pytest.fixture(scope="module")
-def quick_xgboost(
-    tmp_path_factory: pytest.TempPathFactory, mitdb_dir: Path, beat_cache_dir: Path
-) -> TrainedStore:
-    return train_quick("xgboost", tmp_path_factory.mktemp("xgb-home"), mitdb_dir, beat_cache_dir)
