@@ -75,7 +75,7 @@ def configure_logging(level: str = "INFO") -> None:
         _listener.start()
         atexit.register(_listener.stop)  # flush what is queued at exit
         _queue_handler.queue = records
-    for name in ("serving", "hearteye"):
+    for name in OUR_LOGGERS:
         logger = logging.getLogger(name)
         logger.setLevel(level.upper())
         if _queue_handler not in logger.handlers:
@@ -97,6 +97,19 @@ class _RecordQueueHandler(logging.handlers.QueueHandler):
 
 
 _queue_handler = _RecordQueueHandler()
+
+#: The loggers :func:`configure_logging` takes over.
+OUR_LOGGERS = ("serving", "hearteye")
+
+
+def detach_logging() -> None:
+    """Give the ``serving``/``hearteye`` loggers back to the root logger (undo
+    :func:`configure_logging` for the rest of the process; the writer thread keeps running)."""
+    for name in OUR_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.removeHandler(_queue_handler)
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True
 
 
 def log_access(fields: dict[str, Any]) -> None:

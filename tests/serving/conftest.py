@@ -44,16 +44,10 @@ def _restore_logging() -> Iterator[None]:
     ``configure_logging`` sends those loggers to stdout as JSON lines, for the life of the process;
     later tests in the same session (the CLI's ``--json`` output) must not see their records.
     """
-    import logging
-
     yield
-    from serving.logs import _queue_handler
+    from serving.logs import detach_logging
 
-    for name in ("serving", "hearteye"):
-        logger = logging.getLogger(name)
-        logger.removeHandler(_queue_handler)
-        logger.setLevel(logging.NOTSET)
-        logger.propagate = True
+    detach_logging()
 
 
 @dataclass(frozen=True)
