@@ -181,7 +181,7 @@ def wait_ready(api: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(1)
+        time.sleep(0.25)
     raise SystemExit(f"demo: the API was not ready within {timeout_s:.0f} s")
 
 
@@ -192,10 +192,20 @@ def stop_previous(pid_file: Path) -> None:
     pid = int(pid_file.read_text())
     try:
         os.killpg(pid, signal.SIGTERM)
-        say(f"stopped the previous demo API (pid {pid})")
-        time.sleep(2)
+    except ProcessLookupError:  # already gone
+        pid_file.unlink(missing_ok=True)
+        return
+    # Gunicorn drains its workers (graceful timeout): wait until the group is gone, so the port
+    # is free for the next demo, and kill what is left after 30 s.
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            os.killpg(pid, 0)
+        os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    say(f"stopped the previous demo API (pid {pid})")
     pid_file.unlink(missing_ok=True)
 
 
