@@ -48,20 +48,20 @@ def choose_v_weight(
     labels: npt.NDArray[np.integer],
     oofs: list[npt.NDArray[np.floating]],
     floor: float = 0.90,
-) -> tuple[float, dict[str, float]]:
-    """The V prior weight with the best mean out-of-fold V F1 whose mean V sensitivity stays at or
-    above ``floor``; every other class keeps weight 1, so S sensitivity is never traded.
+) -> tuple[tuple[float, ...], dict[str, float]]:
+    """Class weights (:func:`apply_prior_shift`) whose V weight gives the best mean out-of-fold V F1
+    with mean V sensitivity at or above ``floor``; every other class keeps weight 1, so S
+    sensitivity is never traded.
 
     ``oofs`` are out-of-fold probabilities of repeated grouped CV (several fold assignments): one
-    split's choice varies too much with which patients share a fold. Returns the weight (1.0 when
-    no weight qualifies) and the mean V sensitivity, +P and F1 it gives.
+    split's choice varies too much with which patients share a fold. Returns the weights (all 1
+    when no V weight qualifies) and the mean V sensitivity, +P and F1 they give.
     """
     v = AAMI_CLASSES.index("V")
-    best: tuple[float, dict[str, float]] = (1.0, {})
+    best: tuple[tuple[float, ...], dict[str, float]] = ((1.0,) * len(AAMI_CLASSES), {})
     best_f1 = -1.0
     for wv in V_WEIGHT_GRID:
-        weights = [1.0] * len(AAMI_CLASSES)
-        weights[v] = wv
+        weights = tuple(wv if i == v else 1.0 for i in range(len(AAMI_CLASSES)))
         scores = [
             class_metrics(confusion(labels, np.argmax(apply_prior_shift(p, weights), axis=1)), "")
             for p in oofs
@@ -70,5 +70,5 @@ def choose_v_weight(
         f1 = float(np.mean([m["V_f1"] for m in scores]))
         if se >= floor and f1 > best_f1 + 1e-12:
             ppv = float(np.mean([m["V_ppv"] for m in scores]))
-            best_f1, best = f1, (wv, {"V_sensitivity": se, "V_ppv": ppv, "V_f1": f1})
+            best_f1, best = f1, (weights, {"V_sensitivity": se, "V_ppv": ppv, "V_f1": f1})
     return best

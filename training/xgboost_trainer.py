@@ -100,10 +100,9 @@ class XGBoostTrainer:
         ):
             more = _grouped_folds(train.records, len(folds), ctx.seed + offset)
             oofs.append(self._out_of_fold(features, labels, chosen, more, ctx.seed)[0])
-        v_weight, v_cv = choose_v_weight(labels, oofs, V_SENSITIVITY_FLOOR)
-        class_weights = tuple(v_weight if c == "V" else 1.0 for c in AAMI_CLASSES)
+        class_weights, v_cv = choose_v_weight(labels, oofs, V_SENSITIVITY_FLOOR)
         ctx.status(
-            f"  V operating point: weight {v_weight:g} over {len(oofs)} fold assignments "
+            f"  V operating point: weight {class_weights[AAMI_CLASSES.index('V')]:g} over {len(oofs)} fold assignments "
             + (
                 f"(out-of-fold V Se {v_cv['V_sensitivity']:.1%}, +P {v_cv['V_ppv']:.1%})"
                 if v_cv
