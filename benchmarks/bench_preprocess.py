@@ -2,10 +2,13 @@
 
     .venv/bin/python benchmarks/bench_preprocess.py              # speed, accuracy, resampling
     .venv/bin/python benchmarks/bench_preprocess.py speed --compare   # + wfdb XQRS and neurokit2
+    .venv/bin/python benchmarks/bench_preprocess.py beats            # beat windows + features
 
 Speed: in-process wall time of ``condition`` + ``detect_r_peaks`` per 10-s strip (real strips from
 every DS1/DS2 record), medians over all strips and repeats; strips at 200/500 Hz include
-resampling; whole records too. Accuracy: whole records, conditioned MLII lead, against every
+resampling; whole records too. Beats: ``extract_beats`` per strip (detected beats) and per whole
+record (reference beats, as training builds its dataset), the compiled kernels against the numpy
+formulation they replaced (``tests/data/numpy_beats.py``, same output bits). Accuracy: whole records, conditioned MLII lead, against every
 reference beat annotation (AAMI beat symbols) within 150 ms, one-to-one. Resampling: 200 and
 500 Hz copies (``scipy.signal.resample_poly`` from 360 Hz) against the 360 Hz detections.
 Reads the records from ``--mitdb`` (default ``$HEARTEYE_MITDB_DIR``, else ../shared/datasets/mitdb).
@@ -21,21 +24,24 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from scipy import signal as sps
 
 from hearteye.labels import DS1, DS2
+from hearteye.preprocess.beats import extract_beats
 from hearteye.preprocess.conditioning import condition
 from hearteye.preprocess.config import PreprocessConfig
-from hearteye.preprocess.qrs import detect_r_peaks, match_beats
+from hearteye.preprocess.qrs import detect_r_peaks, match_beats, snap_peaks
 from hearteye.records import Record, load_record
 
 CONFIG = PreprocessConfig()
 FS = CONFIG.fs
 TOLERANCE = round(0.150 * FS)
 STRIP_S = 10
-PARTS = ("speed", "accuracy", "resampling")
+T = TypeVar("T")
+PARTS = ("speed", "beats", "accuracy", "resampling")
 
 
 def main() -> None:
@@ -56,20 +62,27 @@ def main() -> None:
     records = {name: load_record(args.mitdb, name) for name in DS1 + DS2}
     if "speed" in parts:
         speed(records, args.repeat, args.compare)
+    if "beats" in parts:
+        beats(records, args.repeat)
     if "accuracy" in parts:
         accuracy(records)
     if "resampling" in parts:
         resampling(records)
 
 
-def speed(records: dict[str, Record], repeat: int, compare: bool) -> None:
+def _strips(records: dict[str, Record]) -> list[np.ndarray]:
+    """Eight 10-s strips from each record, at random places (fixed seed)."""
     rng = np.random.default_rng(0)
     n = STRIP_S * FS
-    strips = [
+    return [
         rec.signal[start : start + n].copy()
         for rec in records.values()
         for start in rng.integers(0, len(rec.signal) - n, 8)
     ]
+
+
+def speed(records: dict[str, Record], repeat: int, compare: bool) -> None:
+    strips = _strips(records)
     print(f"# Speed: {len(strips)} real 10-s strips ({len(records)} records) x {repeat} passes")
     print("  (median [p10-p90] per strip, in-process wall time)")
     condition(strips[0], FS, CONFIG)  # warm the filter caches
@@ -91,6 +104,23 @@ def speed(records: dict[str, Record], repeat: int, compare: bool) -> None:
     print(f"  whole 30-min record (650,000 samples): {_fmt(t)}")
     if compare:
         _compare(strips[:: max(len(strips) // 60, 1)])
+
+
+def beats(records: dict[str, Record], repeat: int) -> None:
+    from tests.data import numpy_beats
+
+    conditioned = [condition(s, FS, CONFIG) for s in _strips(records)]
+    strips = [(x, detect_r_peaks(x, CONFIG)) for x in conditioned]
+    whole = []
+    for rec in list(records.values())[:: len(records) // 6]:
+        x = condition(rec.signal, FS, CONFIG)
+        whole.append((x, snap_peaks(x, rec.beat_samples, CONFIG)))
+    extract_beats(*strips[0], CONFIG)  # compile the kernels, or load them from numba's cache
+    print(f"# Beats: extract_beats on {len(strips)} real 10-s strips x {repeat} passes")
+    for label, fn in (("compiled", extract_beats), ("numpy", numpy_beats.extract_beats)):
+        per_strip = _time(lambda p, fn=fn: fn(p[0], p[1], CONFIG), strips, repeat)
+        per_record = _time(lambda p, fn=fn: fn(p[0], p[1], CONFIG), whole, 3)
+        print(f"  {label:8s}: per strip {_fmt(per_strip)}, whole record {_fmt(per_record)}")
 
 
 def accuracy(records: dict[str, Record]) -> None:
@@ -186,7 +216,7 @@ def _compare(strips: list[np.ndarray]) -> None:
         print(f"    neurokit2 ecg_peaks (default method): {_fmt(t)}")
 
 
-def _time(fn: Callable[[np.ndarray], object], inputs: list[np.ndarray], repeat: int) -> list[float]:
+def _time(fn: Callable[[T], object], inputs: list[T], repeat: int) -> list[float]:
     times = []
     gc.disable()
     try:

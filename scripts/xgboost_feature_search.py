@@ -30,7 +30,7 @@ import numpy.typing as npt
 from hearteye.dataset import BeatDataset, build_dataset
 from hearteye.labels import AAMI_CLASSES, DS1, DS2
 from hearteye.model.xgboost_model import DEFAULT_FEATURES, feature_columns
-from hearteye.preprocess.beats import _rolling_median, _row_corr, _windows
+from hearteye.preprocess.beat_kernels import rolling_median, row_corr, windows
 from hearteye.preprocess.conditioning import condition
 from hearteye.preprocess.config import PreprocessConfig
 from hearteye.preprocess.qrs import snap_peaks
@@ -51,17 +51,18 @@ def rhythm_context(x: npt.NDArray[np.float64], peaks: npt.NDArray[np.int64], cfg
     """The candidate features of one record's beats."""
     rr = np.diff(peaks).astype(np.float64) / cfg.fs
     pre = np.concatenate([[rr[0]], rr])
-    med8 = _rolling_median(pre, 8)
+    med8 = rolling_median(pre, 8)
     lag2 = np.abs(pre - np.concatenate([pre[:2], pre[:-2]])) / med8
-    out = {f"irr_lag2_{k}": _rolling_median(lag2, k) for k in (16, 32, 64)}
-    raw = _windows(x, peaks, cfg)
+    out = {f"irr_lag2_{k}": rolling_median(lag2, k) for k in (16, 32, 64)}
+    raw = windows(x, peaks, cfg.window_before, cfg.window_after)
     c, fs = cfg.window_before, cfg.fs
     p_region = raw[:, c + round(-0.25 * fs) : c + round(-0.08 * fs) + 1]
+    p_region = np.ascontiguousarray(p_region)
     alike = np.maximum(
-        _row_corr(p_region, np.concatenate([p_region[:1], p_region[:-1]])),
-        _row_corr(p_region, np.concatenate([p_region[1:], p_region[-1:]])),
+        row_corr(p_region, np.concatenate([p_region[:1], p_region[:-1]])),
+        row_corr(p_region, np.concatenate([p_region[1:], p_region[-1:]])),
     )
-    out.update({f"p_org_{k}": _rolling_median(alike, k) for k in (8, 32)})
+    out.update({f"p_org_{k}": rolling_median(alike, k) for k in (8, 32)})
     return out
 
 

@@ -28,6 +28,7 @@ _COMMON_REQUIREMENTS = [
     "mlflow==3.17.2",
     "numpy>=2.0,<3",
     "scipy>=1.13,<2",
+    "numba>=0.61,<1",
     "pandas>=2.2,<4",
     "pydantic>=2.7,<3",
     "pydantic-settings>=2.4,<3",
