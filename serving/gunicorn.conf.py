@@ -35,6 +35,11 @@ graceful_timeout = int(os.environ.get("HEARTEYE_GRACEFUL_TIMEOUT_S", "30"))
 # Longer than nginx's upstream keepalive (60 s): the proxy, not us, closes idle connections,
 # so it never reuses one we are closing at that moment (a 502).
 keepalive = 75
+# Each worker opens its own SO_REUSEPORT listener (Gunicorn >= 23) and the kernel spreads new
+# connections over them. On one shared listener the worker that wakes first accepts every queued
+# connection: measured here, 16 keep-alive clients on 2 workers left one worker with 12.1 s of CPU
+# and the other 0.1 s over the same 12 s (benchmarks/bench_serving.py, docs/benchmarks.md).
+reuse_port = True
 accesslog = None  # the app writes one JSON line per request on stdout
 errorlog = "-"
 loglevel = os.environ.get("HEARTEYE_GUNICORN_LOG_LEVEL", "info")
