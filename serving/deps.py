@@ -7,19 +7,17 @@ thread pool itself, only when its answer is not fresh.
 The user dependencies reach the runtime and the request context through plain calls
 (:func:`runtime_of`, :func:`~serving.context.request_context`), not through sub-dependencies:
 FastAPI resolves every dependency node on every request, and on the prediction routes the
-graph was a measurable share of the event loop's CPU. A route guarded by ``Clinician`` is three
-nodes: the role check, the user, the bearer scheme (which also puts the security scheme in the
-OpenAPI document).
+graph was a measurable share of the event loop's CPU. A route guarded by ``Clinician`` is one
+node (:class:`BearerUser`: the bearer scheme, the user and the role check in one).
 
 ``CurrentUser`` verifies the bearer token (HS256 only, signature, ``exp``, ``iss``, ``aud``) and
 looks the user up (:class:`~hearteye.identity.ActiveUserCache`: the database's role and enabled
-flag win over the token's). ``require_role(...)`` narrows it; a wrong role is 403, every token
-problem 401.
+flag win over the token's). ``Clinician`` and ``AdminUser`` narrow the role; a wrong role is 403,
+every token problem 401.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -34,8 +32,6 @@ from serving.settings import ServingSettings
 from serving.store import ModelStore
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a URL, not a secret
-
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -81,16 +77,34 @@ def _unauthorized(message: str) -> HTTPException:
     )
 
 
-async def get_current_user(
-    request: Request,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-) -> UserInfo:
-    """The enabled user behind a valid bearer token.
+class BearerUser(OAuth2PasswordBearer):
+    """The enabled user behind a valid bearer token, whose (database) role is one of ``roles``
+    (any role when none are given).
 
-    The signature check runs here (microseconds); the account lookup goes through
+    One dependency node that is also the OAuth2 security scheme of the OpenAPI document (FastAPI
+    resolves every node on every request: the prediction routes' user used to take three). The
+    signature check runs on the event loop (microseconds); the account lookup goes through
     :class:`~hearteye.identity.ActiveUserCache` in a worker thread (it may query the database),
     except when this worker looked the same user up less than ``user_cache_ttl_s`` ago.
     """
+
+    def __init__(self, *roles: Role) -> None:
+        # One scheme name for every instance: the document has one security scheme.
+        super().__init__(tokenUrl=TOKEN_URL, scheme_name="OAuth2PasswordBearer", auto_error=False)
+        self.roles = roles
+        self.allowed = ", ".join(role.value for role in roles)
+
+    async def __call__(self, request: Request) -> UserInfo:  # type: ignore[override]
+        user = await _current_user(request, await super().__call__(request))
+        if self.roles and user.role not in self.roles:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"role {user.role.value!r} may not use this route (requires: {self.allowed})",
+            )
+        return user
+
+
+async def _current_user(request: Request, token: str | None) -> UserInfo:
     runtime = runtime_of(request)
     ctx = request_context(request)
     if runtime.jwt_secret is None or runtime.active_users is None:
@@ -119,23 +133,6 @@ def _look_up(runtime: Runtime, username: str) -> UserInfo:
     return user
 
 
-CurrentUser = Annotated[UserInfo, Depends(get_current_user)]
-
-
-def require_role(*roles: Role) -> Callable[[UserInfo], Awaitable[UserInfo]]:
-    """A dependency admitting only users whose (database) role is one of ``roles``."""
-    allowed = ", ".join(role.value for role in roles)
-
-    async def dependency(user: CurrentUser) -> UserInfo:
-        if user.role not in roles:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"role {user.role.value!r} may not use this route (requires: {allowed})",
-            )
-        return user
-
-    return dependency
-
-
-Clinician = Annotated[UserInfo, Depends(require_role(Role.CLINICIAN, Role.ADMIN))]
-AdminUser = Annotated[UserInfo, Depends(require_role(Role.ADMIN))]
+CurrentUser = Annotated[UserInfo, Depends(BearerUser())]
+Clinician = Annotated[UserInfo, Depends(BearerUser(Role.CLINICIAN, Role.ADMIN))]
+AdminUser = Annotated[UserInfo, Depends(BearerUser(Role.ADMIN))]
