@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.9 "$(TORCH_PIN)"
 	$(BIN)/uv pip install --quiet --python $(PY) -e ".[dev]"
-	$(PY) -m hearteye.preprocess.beat_kernels  # compile the beat-feature kernels into numba's cache
+	$(PY) -m hearteye.preprocess.warmup  # compile the preprocessing kernels into numba's cache
 	touch $(STAMP)
 
 .PHONY: install

@@ -457,20 +457,3 @@ def beat_arrays(x, peaks, before, after, qrs_half, fs, rr_args, half, geometry, 
     features[:, : rr.shape[1]] = rr
     features[:, rr.shape[1] :] = morph
     return norm, template, features
-
-
-def compile_kernels() -> None:
-    """Compile (or load from the disk cache) the kernels as the pipeline calls them: run at
-    install and image build time, so a fresh process's first strip does not pay compilation."""
-    from hearteye.preprocess.beats import extract_beats, rr_features
-    from hearteye.preprocess.config import PreprocessConfig
-
-    config = PreprocessConfig()
-    x = np.sin(np.linspace(0.0, 60.0, 10 * config.fs))
-    peaks = np.arange(100, len(x) - 100, round(0.8 * config.fs), dtype=np.int64)
-    extract_beats(x, peaks, config)
-    rr_features(peaks, config)
-
-
-if __name__ == "__main__":
-    compile_kernels()

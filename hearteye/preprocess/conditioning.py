@@ -24,7 +24,6 @@ from math import gcd
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 from scipy import signal as sps
 from scipy.optimize import brentq
 
@@ -38,7 +37,6 @@ LOWPASS_SPAN_S = 1 / 6
 #: Moving averages cascaded into the high-pass's baseline smoother (3: close to a Gaussian).
 SMOOTHER_PASSES = 3
 #: How every filter extends the signal beyond its ends (half-sample mirror: d c b a | a b c d).
-_EDGE_MODE = "reflect"
 _RESAMPLE_EDGE_MODE = "symmetric"  # upfirdn's name for the same half-sample mirror
 
 
@@ -82,19 +80,23 @@ def resample(x: FloatArray, fs_in: float, fs_out: int) -> FloatArray:
 
 
 def bandpass(x: FloatArray, config: PreprocessConfig) -> FloatArray:
-    """Zero-phase band-pass of a signal already at ``config.fs`` (see the module docstring)."""
+    """Zero-phase band-pass of a signal already at ``config.fs`` (see the module docstring).
+
+    Compiled (:mod:`hearteye.preprocess.filter_kernels`): the same samples as
+    ``scipy.ndimage``'s ``uniform_filter1d`` and ``convolve1d`` in "reflect" mode.
+    """
     if len(x) == 0:
         return np.array(x, dtype=np.float64)
-    length = highpass_length(config.fs, config.bandpass_low_hz, config.bandpass_order)
-    high = x
-    for _ in range(config.bandpass_order):  # (1 - S) applied ``order`` times
-        smooth = high
-        for _ in range(SMOOTHER_PASSES):
-            smooth = ndimage.uniform_filter1d(smooth, length, mode=_EDGE_MODE)
-        high = high - smooth
-    return ndimage.convolve1d(
-        high, lowpass_taps(config.fs, config.bandpass_high_hz), mode=_EDGE_MODE
+    from hearteye.preprocess import filter_kernels
+
+    out: FloatArray = filter_kernels.bandpass(
+        np.ascontiguousarray(x, dtype=np.float64),
+        highpass_length(config.fs, config.bandpass_low_hz, config.bandpass_order),
+        config.bandpass_order,
+        SMOOTHER_PASSES,
+        lowpass_taps(config.fs, config.bandpass_high_hz),
     )
+    return out
 
 
 def condition(signal: npt.ArrayLike, fs: float, config: PreprocessConfig) -> FloatArray:

@@ -4,7 +4,8 @@ A vectorised Pan-Tompkins-style detector (Pan & Tompkins, IEEE TBME 1985):
 
 1. Feature: a boxcar derivative (difference of two adjacent ``qrs_derivative_s`` moving sums, a
    band-pass peaking near 13 Hz at the defaults), squared, then a centred moving-window integral
-   of ``qrs_integration_s``. All moving windows are running sums (``scipy.ndimage``).
+   of ``qrs_integration_s``. All moving windows are running sums (compiled loops,
+   :mod:`hearteye.preprocess.filter_kernels`).
 2. Candidates: the integral's local maxima at least ``refractory_s`` apart (``find_peaks``);
    candidates whose peak-to-peak amplitude within ``peak_snap_s`` is below
    ``qrs_min_amplitude_mv`` are dropped (a flat line yields nothing).
@@ -24,7 +25,6 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 from scipy import signal as sps
 
 from hearteye.errors import SignalError
@@ -187,18 +187,20 @@ def _outward(radius: int) -> npt.NDArray[np.int64]:
 def _feature(
     x: npt.NDArray[np.float64], config: PreprocessConfig
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """(|boxcar derivative|, moving-window integral of its square)."""
-    n = len(x)
+    """(|boxcar derivative|, moving-window integral of its square), compiled
+    (:func:`hearteye.preprocess.filter_kernels.qrs_feature`).
+
+    The derivative at k is the mean of x[k+1 .. k+m] minus the mean of x[k-m .. k-1]; the integral
+    is a centred ``qrs_integration_s`` moving average, zero beyond the signal.
+    """
+    from hearteye.preprocess import filter_kernels
+
     m = round(config.qrs_derivative_s * config.fs) // 2 * 2 + 1
     w = round(config.qrs_integration_s * config.fs) // 2 * 2 + 1
-    a = (m + 1) // 2  # mean of x[k+1 .. k+m] sits at k + a, mean of x[k-m .. k-1] at k - a
-    deriv = np.zeros(n)
-    if n > 2 * a:
-        mean = ndimage.uniform_filter1d(x, m, mode="reflect")
-        np.subtract(mean[2 * a :], mean[: n - 2 * a], out=deriv[a : n - a])
-    energy = deriv * deriv
-    np.abs(deriv, out=deriv)
-    return deriv, ndimage.uniform_filter1d(energy, w, mode="constant")
+    slope: npt.NDArray[np.float64]
+    feature: npt.NDArray[np.float64]
+    slope, feature = filter_kernels.qrs_feature(np.ascontiguousarray(x), m, w)
+    return slope, feature
 
 
 def _decide(

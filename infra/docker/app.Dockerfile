@@ -12,10 +12,10 @@ COPY training ./training
 COPY serving ./serving
 COPY cli ./cli
 # torch==2.13.0 exists as a CPU-only wheel on PyTorch's CPU index; PyPI alone would bring CUDA.
-# Then the beat-feature kernels are compiled into numba's cache inside the package, once, here.
+# Then the preprocessing's numba kernels are compiled into its cache inside the package, here.
 RUN /opt/venv/bin/pip install --no-cache-dir \
         --extra-index-url https://download.pytorch.org/whl/cpu . \
-    && /opt/venv/bin/python -m hearteye.preprocess.beat_kernels
+    && /opt/venv/bin/python -m hearteye.preprocess.warmup
 
 FROM python:3.11-slim-bookworm
 RUN groupadd --system --gid 10001 hearteye \
