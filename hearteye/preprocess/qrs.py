@@ -77,8 +77,8 @@ def detect_r_peaks(conditioned: npt.ArrayLike, config: PreprocessConfig) -> IntA
     cand, window, seg = cand[big], window[big], seg[big]
     r_peak = window[np.arange(len(cand)), np.abs(seg).argmax(axis=1)]
 
-    pos, height = cand.tolist(), feature[cand].tolist()
-    steep = slope[window].max(axis=1).tolist()
+    pos, height = np.ascontiguousarray(cand, dtype=np.int64), feature[cand]
+    steep = slope[window].max(axis=1)
     learn = feature[: max(int(LEARNING_S * fs), 1)]
     levels = (0.25 * float(learn.max()), 0.5 * float(learn.mean()))
     warm = int(WARMUP_S * fs)
@@ -88,11 +88,11 @@ def detect_r_peaks(conditioned: npt.ArrayLike, config: PreprocessConfig) -> IntA
     if len(beats) > 1 and pos[beats[0]] < config.qrs_twave_s * fs:
         # Nothing precedes the first beat to judge it against: a shallow one this close to the
         # start is taken for the T wave of a beat cut off by the start of the strip.
-        others = sorted(steep[b] for b in beats[1:])
+        others = np.sort(steep[beats[1:]])
         median = (others[(len(others) - 1) // 2] + others[len(others) // 2]) / 2
         if steep[beats[0]] < config.qrs_twave_slope * median:
             beats = beats[1:]
-    return np.unique(r_peak[np.asarray(beats, dtype=np.intp)]).astype(np.int64)
+    return np.unique(r_peak[beats]).astype(np.int64)
 
 
 def snap_peaks(
@@ -204,75 +204,33 @@ def _feature(
 
 
 def _decide(
-    pos: list[int],
-    height: list[float],
-    steep: list[float],
+    pos: IntArray,
+    height: npt.NDArray[np.float64],
+    steep: npt.NDArray[np.float64],
     n: int,
     levels: tuple[float, float],
     refractory: int,
     config: PreprocessConfig,
-) -> tuple[list[int], tuple[float, float]]:
-    """Pan-Tompkins decision rules over the candidates of a signal of ``n`` samples.
+) -> tuple[IntArray, tuple[float, float]]:
+    """Pan-Tompkins decision rules over the candidates of a signal of ``n`` samples (compiled:
+    :func:`hearteye.preprocess.qrs_kernels.decide`, whose docstring has the rules' order).
 
     Returns the indices of the candidates that are beats, and the final (signal, noise) levels.
     """
-    fraction = config.qrs_threshold
-    twave = config.qrs_twave_s * config.fs
-    twave_slope = config.qrs_twave_slope
-    searchback_rr = config.qrs_searchback_rr
-    searchback_fraction = config.qrs_searchback_threshold
-    default_rr = DEFAULT_RR_S * config.fs
+    from hearteye.preprocess import qrs_kernels
 
-    spk, npk = levels
-    thr = npk + fraction * (spk - npk)
-    beats: list[int] = []
-    rrs: list[int] = []
-    limit = searchback_rr * default_rr  # the longest gap after the last beat before searching back
-
-    def is_twave(j: int, last: int) -> bool:
-        return pos[j] - pos[last] < twave and steep[j] < twave_slope * steep[last]
-
-    def add(j: int) -> None:
-        nonlocal limit
-        if beats:
-            rrs.append(pos[j] - pos[beats[-1]])
-            history = rrs[-RR_HISTORY:]
-            limit = searchback_rr * sum(history) / len(history)
-        beats.append(j)
-
-    def search_back(upto: int, at: int) -> None:
-        """While the gap before position ``at`` is too long, take the best skipped candidate."""
-        nonlocal spk, thr
-        while at - (pos[beats[-1]] if beats else 0) > limit:
-            last = beats[-1] if beats else -1
-            best, best_h = -1, searchback_fraction * thr
-            for j in range(last + 1, upto):
-                if height[j] <= best_h:
-                    continue
-                if beats and (pos[j] - pos[last] < refractory or is_twave(j, last)):
-                    continue
-                best, best_h = j, height[j]
-            if best < 0:
-                return
-            add(best)
-            spk = 0.25 * min(best_h, LEVEL_CLIP * spk) + 0.75 * spk
-            thr = npk + fraction * (spk - npk)
-
-    last_pos = 0
-    for i, h in enumerate(height):
-        p = pos[i]
-        if p - last_pos > limit:
-            search_back(i, p)
-        if h > thr and not (beats and is_twave(i, beats[-1])):
-            if beats and p - pos[beats[-1]] < twave and steep[beats[-1]] < twave_slope * steep[i]:
-                beats.pop()  # the previous "beat" was a P wave (or noise) just before this QRS
-                if rrs:
-                    rrs.pop()
-            add(i)
-            spk = 0.125 * min(h, LEVEL_CLIP * spk) + 0.875 * spk
-        else:
-            npk = 0.125 * h + 0.875 * npk
-        thr = npk + fraction * (spk - npk)
-        last_pos = pos[beats[-1]] if beats else 0
-    search_back(len(height), n)
-    return beats, (spk, npk)
+    rules = np.array(
+        [
+            config.qrs_threshold,
+            config.qrs_twave_s * config.fs,
+            config.qrs_twave_slope,
+            config.qrs_searchback_rr,
+            config.qrs_searchback_threshold,
+            DEFAULT_RR_S * config.fs,
+        ],
+        dtype=np.float64,
+    )
+    beats, spk, npk = qrs_kernels.decide(
+        pos, height, steep, n, levels[0], levels[1], refractory, rules, RR_HISTORY, LEVEL_CLIP
+    )
+    return beats, (float(spk), float(npk))
