@@ -19,6 +19,7 @@ Environment (the command line wins over these):
 
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -52,7 +53,10 @@ _METRICS_DIR_OWNED = "HEARTEYE_METRICS_DIR_OWNED"
 
 
 def on_starting(server: Arbiter) -> None:
-    """Prepare the shared metrics directory and MLflow's client retry policy for the workers."""
+    """Refuse an address in use; prepare the shared metrics directory and MLflow's client retry
+    policy for the workers."""
+    if server is not None:
+        refuse_addresses_in_use(server.cfg.address)
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
     if path:
         directory = Path(path)
@@ -68,6 +72,28 @@ def on_starting(server: Arbiter) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+
+def refuse_addresses_in_use(addresses: list[object]) -> None:
+    """Exit if another process listens on a TCP address we bind.
+
+    With ``reuse_port`` the workers' binds succeed on a port that another server (a second
+    ``ml serve``, a stale instance) also listens on with SO_REUSEPORT, and the kernel would split
+    the connections between the two; a plain bind fails there, as Gunicorn's own would.
+    """
+    for address in addresses:
+        if not isinstance(address, tuple):
+            continue  # a unix socket path or an inherited file descriptor
+        host, port = str(address[0]), int(address[1])
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise SystemExit(
+                    f"cannot listen on {host}:{port}: {exc.strerror} (another server?)"
+                ) from None
 
 
 def child_exit(server: Arbiter, worker: Worker) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import runpy
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -172,6 +174,31 @@ def test_gunicorn_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     assert config["keepalive"] > 60
     config["on_starting"](None)
     assert not (tmp_path / "metrics" / "counter_123.db").exists()
+
+
+def test_gunicorn_refuses_a_port_another_server_listens_on() -> None:
+    """With reuse_port the workers could co-bind a taken port and split its traffic: refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # even one that allows it
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "-c",
+                str(REPO / "serving" / "gunicorn.conf.py"),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "serving.app:create_app()",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
+    assert done.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
 
 
 def test_ml_serve_execs_gunicorn(monkeypatch: pytest.MonkeyPatch) -> None:
