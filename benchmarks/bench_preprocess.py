@@ -20,6 +20,7 @@ import argparse
 import gc
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -107,6 +108,7 @@ def speed(records: dict[str, Record], repeat: int, compare: bool) -> None:
 
 
 def beats(records: dict[str, Record], repeat: int) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests/
     from tests.data import numpy_beats
 
     conditioned = [condition(s, FS, CONFIG) for s in _strips(records)]
