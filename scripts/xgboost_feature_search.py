@@ -30,9 +30,10 @@ import numpy.typing as npt
 from hearteye.dataset import BeatDataset, build_dataset
 from hearteye.labels import AAMI_CLASSES, DS1, DS2
 from hearteye.model.xgboost_model import DEFAULT_FEATURES, feature_columns
-from hearteye.preprocess.beat_kernels import rolling_median, row_corr, windows
+from hearteye.preprocess.beat_kernels import windows
 from hearteye.preprocess.conditioning import condition
 from hearteye.preprocess.config import PreprocessConfig
+from hearteye.preprocess.numeric_kernels import rolling_median, row_corr
 from hearteye.preprocess.qrs import snap_peaks
 from hearteye.records import load_record
 from training.metrics import class_metrics, confusion

@@ -3,7 +3,7 @@
 A 10-s strip has about a dozen beats: written with numpy, its windows, references and features
 were ~580 small array operations whose call overhead was most of the cost. Here each quantity is
 one loop. The results are the numpy formulation's, bit for bit: medians are selections, every
-sum follows numpy's pairwise summation (:func:`pairwise_sum`), and nothing is compiled with
+sum follows numpy's pairwise summation (:mod:`hearteye.preprocess.numeric_kernels`), and nothing is compiled with
 ``fastmath`` (no reassociation, no fused multiply-add). ``tests/data/test_beat_kernels.py`` holds
 the numpy formulation as the oracle and compares on real records.
 
@@ -17,173 +17,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from hearteye.preprocess.numeric_kernels import (
+    insertion_sort,
+    median_of_sorted,
+    pairwise_sum,
+    rolling_mean,
+    rolling_median,
+    row_corr,
+    select_kth,
+)
+
 #: Compiled once per machine (cached on disk), run without the GIL.
 _jit = njit(cache=True, nogil=True)
-
-#: numpy's pairwise summation unrolls by 8 and recurses above this many values.
-_PW_BLOCKSIZE = 128
-
-
-@_jit
-def _block_sum(a, lo, n):
-    """numpy's pairwise sum of at most ``_PW_BLOCKSIZE`` values: eight running sums."""
-    if n < 8:
-        res = 0.0
-        for i in range(lo, lo + n):
-            res += a[i]
-        return res
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
-    stop = n - n % 8
-    while i < stop:
-        j = lo + i
-        r0 += a[j]
-        r1 += a[j + 1]
-        r2 += a[j + 2]
-        r3 += a[j + 3]
-        r4 += a[j + 4]
-        r5 += a[j + 5]
-        r6 += a[j + 6]
-        r7 += a[j + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
-    return res
-
-
-@_jit
-def pairwise_sum(a, lo, n):
-    """``np.add.reduce(a[lo:lo + n])`` with numpy's exact order of additions (``pairwise_sum`` in
-    numpy's ``loops_utils.h.src``: blocks of eight running sums, halves above 128 values), so
-    the rounding is the same.
-
-    numpy recurses into the halves; this walks the same tree with an explicit stack (numba's
-    on-disk cache cannot hold recursive functions).
-    """
-    if n <= _PW_BLOCKSIZE:
-        return _block_sum(a, lo, n)
-    depth = 2 * 64
-    seg_lo = np.empty(depth, dtype=np.int64)
-    seg_n = np.empty(depth, dtype=np.int64)
-    stage = np.empty(depth, dtype=np.int64)
-    values = np.empty(depth)
-    top, n_values = 0, 0
-    seg_lo[0], seg_n[0], stage[0] = lo, n, 0
-    while top >= 0:
-        s_lo, s_n = seg_lo[top], seg_n[top]
-        if s_n <= _PW_BLOCKSIZE:
-            values[n_values] = _block_sum(a, s_lo, s_n)
-            n_values += 1
-            top -= 1
-            continue
-        half = s_n // 2
-        half -= half % 8
-        if stage[top] == 0:  # left half next
-            stage[top] = 1
-            top += 1
-            seg_lo[top], seg_n[top], stage[top] = s_lo, half, 0
-        elif stage[top] == 1:  # then the right half
-            stage[top] = 2
-            top += 1
-            seg_lo[top], seg_n[top], stage[top] = s_lo + half, s_n - half, 0
-        else:  # both halves summed: left + right
-            n_values -= 1
-            values[n_values - 1] = values[n_values - 1] + values[n_values]
-            top -= 1
-    return values[0]
-
-
-@_jit
-def _row_sum(a):
-    """``a.sum()`` of a 1-D array as numpy computes it (an initial 0, then the pairwise sum)."""
-    return 0.0 + pairwise_sum(a, 0, a.shape[0])
-
-
-@_jit
-def _median_of_sorted(s, count):
-    return 0.5 * (s[(count - 1) // 2] + s[count // 2])
-
-
-@_jit
-def _insertion_sort(s, count):
-    for i in range(1, count):
-        v = s[i]
-        j = i - 1
-        while j >= 0 and s[j] > v:
-            s[j + 1] = s[j]
-            j -= 1
-        s[j + 1] = v
-
-
-@_jit
-def rolling_median(v, half):
-    """Centred median over ±``half`` values, shrinking at the edges (no padding bias)."""
-    n = v.shape[0]
-    out = np.empty(n)
-    buf = np.empty(2 * half + 1)
-    for i in range(n):
-        lo, hi = max(i - half, 0), min(i + half, n - 1)
-        count = hi - lo + 1
-        for j in range(count):
-            buf[j] = v[lo + j]
-        _insertion_sort(buf, count)
-        out[i] = _median_of_sorted(buf, count)
-    return out
-
-
-@_jit
-def rolling_mean(v, half):
-    """Centred mean over ±``half`` values, shrinking at the edges.
-
-    Summed as numpy sums a row of the (n, 2*half+1) neighbourhood with zeros where a neighbour
-    lies outside the signal (those zeros move where the pairwise split falls)."""
-    n = v.shape[0]
-    k = 2 * half + 1
-    out = np.empty(n)
-    row = np.empty(k)
-    for i in range(n):
-        count = 0
-        for j in range(k):
-            pos = i - half + j
-            if 0 <= pos < n:
-                row[j] = v[pos]
-                count += 1
-            else:
-                row[j] = 0.0
-        out[i] = _row_sum(row) / count
-    return out
-
-
-@_jit
-def row_corr(a, b):
-    """Pearson correlation of each row of ``a`` with the same row of ``b`` (1 for flat rows)."""
-    n, m = a.shape
-    out = np.empty(n)
-    ac = np.empty(m)
-    bc = np.empty(m)
-    prod = np.empty(m)
-    for i in range(n):
-        mean_a = _row_sum(a[i]) / m
-        mean_b = _row_sum(b[i]) / m
-        for j in range(m):
-            ac[j] = a[i, j] - mean_a
-            bc[j] = b[i, j] - mean_b
-        for j in range(m):
-            prod[j] = ac[j] * ac[j]
-        norm_a = np.sqrt(_row_sum(prod))
-        for j in range(m):
-            prod[j] = bc[j] * bc[j]
-        denom = norm_a * np.sqrt(_row_sum(prod))
-        if denom > 1e-9:
-            for j in range(m):
-                prod[j] = ac[j] * bc[j]
-            out[i] = _row_sum(prod) / max(denom, 1e-9)
-        else:
-            out[i] = 1.0
-    return out
 
 
 @_jit
@@ -203,39 +48,6 @@ def windows(x, peaks, before, after):
 
 
 @_jit
-def _select(buf, k):
-    """Rearrange ``buf`` so that ``buf[k]`` is its k-th smallest value and ``buf[:k]`` holds
-    values no larger (quickselect, median-of-three pivots); returns ``buf[k]``."""
-    lo, hi = 0, buf.shape[0] - 1
-    while hi > lo:
-        mid = (lo + hi) // 2
-        if buf[mid] < buf[lo]:
-            buf[mid], buf[lo] = buf[lo], buf[mid]
-        if buf[hi] < buf[lo]:
-            buf[hi], buf[lo] = buf[lo], buf[hi]
-        if buf[hi] < buf[mid]:
-            buf[hi], buf[mid] = buf[mid], buf[hi]
-        pivot = buf[mid]
-        i, j = lo, hi
-        while i <= j:
-            while buf[i] < pivot:
-                i += 1
-            while buf[j] > pivot:
-                j -= 1
-            if i <= j:
-                buf[i], buf[j] = buf[j], buf[i]
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
-        else:
-            break
-    return buf[k]
-
-
-@_jit
 def _normalise(raw, amp_ref):
     """Scale each window by its amplitude reference, then remove its median (isoelectric level)."""
     n, length = raw.shape
@@ -246,7 +58,7 @@ def _normalise(raw, amp_ref):
         for j in range(length):
             norm[i, j] = raw[i, j] / amp_ref[i]
             buf[j] = norm[i, j]
-        upper = _select(buf, mid)
+        upper = select_kth(buf, mid)
         if length % 2:
             level = upper
         else:  # numpy's median: the mean of the two middle values
@@ -316,8 +128,8 @@ def reference_template(norm, pre_rr, half):
         count = hi - lo + 1
         for j in range(count):
             rr[j] = pre_rr[lo + j]
-        _insertion_sort(rr, count)
-        median = _median_of_sorted(rr, count)
+        insertion_sort(rr, count)
+        median = median_of_sorted(rr, count)
         kept = 0
         for j in range(lo, hi + 1):
             if pre_rr[j] >= median:  # the median is attained or exceeded: kept >= 1

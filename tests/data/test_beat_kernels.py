@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hearteye.preprocess import beat_kernels
+from hearteye.preprocess import numeric_kernels
 from hearteye.preprocess.beats import Beats, extract_beats, rr_features
 from hearteye.preprocess.conditioning import condition
 from hearteye.preprocess.config import PreprocessConfig
@@ -93,7 +93,7 @@ def test_pairwise_sum_is_numpys(n: int) -> None:
     rng = np.random.default_rng(n)
     for scale in (1e-3, 1.0, 1e3):
         a = rng.standard_normal(n + 5) * scale
-        assert 0.0 + beat_kernels.pairwise_sum(a, 5, n) == np.add.reduce(a[5:])
+        assert 0.0 + numeric_kernels.pairwise_sum(a, 5, n) == np.add.reduce(a[5:])
 
 
 def test_pairwise_sum_is_not_a_plain_loop() -> None:
