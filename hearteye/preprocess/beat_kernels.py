@@ -18,13 +18,12 @@ import numpy as np
 from numba import njit
 
 from hearteye.preprocess.numeric_kernels import (
-    insertion_sort,
-    median_of_sorted,
     pairwise_sum,
     rolling_mean,
     rolling_median,
     row_corr,
     select_kth,
+    window_median,
 )
 
 #: Compiled once per machine (cached on disk), run without the GIL.
@@ -125,11 +124,7 @@ def reference_template(norm, pre_rr, half):
     rows = np.empty((k, length))
     for i in range(n):
         lo, hi = max(i - half, 0), min(i + half, n - 1)
-        count = hi - lo + 1
-        for j in range(count):
-            rr[j] = pre_rr[lo + j]
-        insertion_sort(rr, count)
-        median = median_of_sorted(rr, count)
+        median = window_median(pre_rr, i, half, rr)
         kept = 0
         for j in range(lo, hi + 1):
             if pre_rr[j] >= median:  # the median is attained or exceeded: kept >= 1

@@ -113,18 +113,25 @@ def insertion_sort(s, count):
 
 
 @_jit
+def window_median(v, i, half, buf):
+    """Median of ``v`` over the ±``half`` values around ``i``, shrinking at the edges (``buf``:
+    scratch of at least 2*half+1 values)."""
+    lo, hi = max(i - half, 0), min(i + half, v.shape[0] - 1)
+    count = hi - lo + 1
+    for j in range(count):
+        buf[j] = v[lo + j]
+    insertion_sort(buf, count)
+    return median_of_sorted(buf, count)
+
+
+@_jit
 def rolling_median(v, half):
     """Centred median over ±``half`` values, shrinking at the edges (no padding bias)."""
     n = v.shape[0]
     out = np.empty(n)
     buf = np.empty(2 * half + 1)
     for i in range(n):
-        lo, hi = max(i - half, 0), min(i + half, n - 1)
-        count = hi - lo + 1
-        for j in range(count):
-            buf[j] = v[lo + j]
-        insertion_sort(buf, count)
-        out[i] = median_of_sorted(buf, count)
+        out[i] = window_median(v, i, half, buf)
     return out
 
 

@@ -15,6 +15,19 @@ _jit = njit(cache=True, nogil=True)
 
 
 @_jit
+def _add(j, pos, beats, n_beats, rrs, n_rrs, limit, searchback_rr, rr_history):
+    """Append candidate ``j`` to the beats; after the first beat, record its RR interval and set
+    the search-back limit to ``searchback_rr`` times the mean of the last ``rr_history``."""
+    if n_beats:
+        rrs[n_rrs] = pos[j] - pos[beats[n_beats - 1]]
+        n_rrs += 1
+        k = min(n_rrs, rr_history)
+        limit = searchback_rr * rrs[n_rrs - k : n_rrs].sum() / k
+    beats[n_beats] = j
+    return n_beats + 1, n_rrs, limit
+
+
+@_jit
 def decide(pos, height, steep, n, spk, npk, refractory, rules, rr_history, level_clip):
     """(beat candidate indices, final signal level, final noise level).
 
@@ -51,13 +64,9 @@ def decide(pos, height, steep, n, spk, npk, refractory, rules, rr_history, level
                     best_h = height[j]
                 if best < 0:
                     break
-                if n_beats:
-                    rrs[n_rrs] = pos[best] - pos[beats[n_beats - 1]]
-                    n_rrs += 1
-                    k = min(n_rrs, rr_history)
-                    limit = searchback_rr * rrs[n_rrs - k : n_rrs].sum() / k
-                beats[n_beats] = best
-                n_beats += 1
+                n_beats, n_rrs, limit = _add(
+                    best, pos, beats, n_beats, rrs, n_rrs, limit, searchback_rr, rr_history
+                )
                 spk = 0.25 * min(best_h, level_clip * spk) + 0.75 * spk
                 thr = npk + fraction * (spk - npk)
         if i == m:
@@ -74,13 +83,9 @@ def decide(pos, height, steep, n, spk, npk, refractory, rules, rr_history, level
                     n_beats -= 1  # the previous "beat" was a P wave (or noise) before this QRS
                     if n_rrs:
                         n_rrs -= 1
-            if n_beats:
-                rrs[n_rrs] = p - pos[beats[n_beats - 1]]
-                n_rrs += 1
-                k = min(n_rrs, rr_history)
-                limit = searchback_rr * rrs[n_rrs - k : n_rrs].sum() / k
-            beats[n_beats] = i
-            n_beats += 1
+            n_beats, n_rrs, limit = _add(
+                i, pos, beats, n_beats, rrs, n_rrs, limit, searchback_rr, rr_history
+            )
             spk = 0.125 * min(h, level_clip * spk) + 0.875 * spk
         else:
             npk = 0.125 * h + 0.875 * npk
