@@ -55,7 +55,7 @@ _METRICS_DIR_OWNED = "HEARTEYE_METRICS_DIR_OWNED"
 def on_starting(server: Arbiter) -> None:
     """Refuse an address in use; prepare the shared metrics directory and MLflow's client retry
     policy for the workers."""
-    if server is not None:
+    if server is not None and not server.master_pid:  # (a USR2-upgraded master shares the port)
         refuse_addresses_in_use(server.cfg.address)
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
     if path:
