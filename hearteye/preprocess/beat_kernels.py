@@ -3,21 +3,20 @@
 A 10-s strip has about a dozen beats: written with numpy, its windows, references and features
 were ~580 small array operations whose call overhead was most of the cost. Here each quantity is
 one loop. The results are the numpy formulation's, bit for bit: medians are selections, every
-sum follows numpy's pairwise summation (:mod:`hearteye.preprocess.numeric_kernels`), and nothing is compiled with
-``fastmath`` (no reassociation, no fused multiply-add). ``tests/data/test_beat_kernels.py`` holds
-the numpy formulation as the oracle and compares on real records.
+sum follows numpy's pairwise summation (:mod:`hearteye.preprocess.numeric_kernels`), nothing
+is compiled with ``fastmath``. ``tests/data/test_beat_kernels.py`` holds the numpy formulation as
+the oracle and compares on real records.
 
-Everything runs without the GIL (``nogil``): a serving worker's event loop keeps going while its
-inference thread extracts beats. Compiled code is cached on disk (``cache``) next to this file,
-or in numba's user cache directory when that is not writable.
+Everything runs without the GIL: a serving worker's event loop keeps going while its inference
+thread extracts beats. Where the compiled code is cached: docs/preprocessing.md.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from hearteye.preprocess.numeric_kernels import (
+    compiled,
     pairwise_sum,
     rolling_mean,
     rolling_median,
@@ -26,11 +25,8 @@ from hearteye.preprocess.numeric_kernels import (
     window_median,
 )
 
-#: Compiled once per machine (cached on disk), run without the GIL.
-_jit = njit(cache=True, nogil=True)
 
-
-@_jit
+@compiled
 def windows(x, peaks, before, after):
     """(n, before + after) windows starting ``before`` samples ahead of each peak; zeros
     beyond the signal's ends, so edge beats keep full windows."""
@@ -46,7 +42,7 @@ def windows(x, peaks, before, after):
     return out
 
 
-@_jit
+@compiled
 def _normalise(raw, amp_ref):
     """Scale each window by its amplitude reference, then remove its median (isoelectric level)."""
     n, length = raw.shape
@@ -70,7 +66,7 @@ def _normalise(raw, amp_ref):
     return norm
 
 
-@_jit
+@compiled
 def rr_features(peaks, fs, nominal_rr_s, local_half, global_half):
     """RR-interval features, columns as ``beats.RR_FEATURES``."""
     n = peaks.shape[0]
@@ -107,7 +103,7 @@ def rr_features(peaks, fs, nominal_rr_s, local_half, global_half):
     return out
 
 
-@_jit
+@compiled
 def reference_template(norm, pre_rr, half):
     """Each beat's reference: the sample-wise median of the *least premature* of its ±``half``
     neighbours (those whose preceding interval is at least the neighbourhood's median).
@@ -159,7 +155,7 @@ def reference_template(norm, pre_rr, half):
     return out
 
 
-@_jit
+@compiled
 def _mean_square(row, lo, hi, buf):
     m = hi - lo
     for j in range(m):
@@ -167,7 +163,7 @@ def _mean_square(row, lo, hi, buf):
     return (0.0 + pairwise_sum(buf, 0, m)) / m
 
 
-@_jit
+@compiled
 def morphology(norm, template, p2p, amp_ref, pre_rr, fs, geometry, qrs_grid, t_grid, half):
     """Morphology features, columns as ``beats.MORPHOLOGY_FEATURES``.
 
@@ -225,7 +221,7 @@ def morphology(norm, template, p2p, amp_ref, pre_rr, fs, geometry, qrs_grid, t_g
     return out
 
 
-@_jit
+@compiled
 def _irregular_fraction(pre_rr, half):
     """Share of the ±``half`` neighbouring intervals that differ from their predecessor by > 15 %."""
     n = pre_rr.shape[0]
@@ -236,11 +232,24 @@ def _irregular_fraction(pre_rr, half):
     return rolling_mean(jump, half)
 
 
-@_jit
-def beat_arrays(x, peaks, before, after, qrs_half, fs, rr_args, half, geometry, qrs_grid, t_grid):
+@compiled
+def beat_arrays(
+    x,
+    peaks,
+    before,
+    after,
+    qrs_half,
+    fs,
+    rr_half_widths,
+    nominal_rr_s,
+    half,
+    geometry,
+    qrs_grid,
+    t_grid,
+):
     """(normalised windows, reference templates, features) of every beat, float64.
 
-    ``rr_args``: (nominal RR s, local half-width, global half-width) for :func:`rr_features`.
+    ``rr_half_widths``: (local, global) half-widths of the RR averages for :func:`rr_features`.
     """
     raw = windows(x, peaks, before, after)
     n = raw.shape[0]
@@ -257,7 +266,7 @@ def beat_arrays(x, peaks, before, after, qrs_half, fs, rr_args, half, geometry, 
         if not amp_ref[i] > 1e-3:
             amp_ref[i] = 1e-3
     norm = _normalise(raw, amp_ref)
-    rr = rr_features(peaks, fs, rr_args[0], int(rr_args[1]), int(rr_args[2]))
+    rr = rr_features(peaks, fs, nominal_rr_s, rr_half_widths[0], rr_half_widths[1])
     template = reference_template(norm, rr[:, 0], half)
     morph = morphology(norm, template, p2p, amp_ref, rr[:, 0], fs, geometry, qrs_grid, t_grid, half)
     features = np.empty((n, rr.shape[1] + morph.shape[1]))

@@ -109,9 +109,8 @@ def extract_beats(x: FloatArray, peaks: IntArray, config: PreprocessConfig) -> B
         config.window_after,
         round(QRS_HALF_S * config.fs),
         float(config.fs),
-        np.array(
-            [NOMINAL_RR_S, config.local_rr_beats // 2, config.global_rr_beats // 2], np.float64
-        ),
+        (config.local_rr_beats // 2, config.global_rr_beats // 2),
+        NOMINAL_RR_S,
         TEMPLATE_HALF_BEATS,
         geometry,
         qrs_grid,

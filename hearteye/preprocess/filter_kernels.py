@@ -10,12 +10,11 @@ them with scipy. Compiled without ``fastmath``, cached on disk, run without the 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-_jit = njit(cache=True, nogil=True)
+from hearteye.preprocess.numeric_kernels import compiled
 
 
-@_jit
+@compiled
 def _reflect(i, n):
     """Index of sample ``i`` (any integer) in ``ndimage``'s "reflect" extension of ``n`` samples
     (half-sample symmetric: d c b a | a b c d | d c b a, repeating)."""
@@ -25,7 +24,7 @@ def _reflect(i, n):
     return j
 
 
-@_jit
+@compiled
 def _extended(x, before, after, constant):
     """``x`` with ``before``/``after`` samples added: reflected, or zeros when ``constant``."""
     n = x.shape[0]
@@ -40,7 +39,7 @@ def _extended(x, before, after, constant):
     return line
 
 
-@_jit
+@compiled
 def uniform_filter(x, size, constant):
     """``scipy.ndimage.uniform_filter1d(x, size, mode="constant" if constant else "reflect")``."""
     n = x.shape[0]
@@ -59,7 +58,7 @@ def uniform_filter(x, size, constant):
     return out
 
 
-@_jit
+@compiled
 def convolve_symmetric(x, taps):
     """``scipy.ndimage.convolve1d(x, taps, mode="reflect")`` for an odd, symmetric ``taps``
     (scipy's symmetric path: centre tap, then mirrored pairs, outermost first)."""
@@ -79,7 +78,7 @@ def convolve_symmetric(x, taps):
     return out
 
 
-@_jit
+@compiled
 def bandpass(x, smoother_length, order, passes, taps):
     """``(1 - S) ** order`` (S: ``passes`` cascaded moving averages), then the low-pass FIR."""
     high = x
@@ -91,7 +90,7 @@ def bandpass(x, smoother_length, order, passes, taps):
     return convolve_symmetric(high, taps)
 
 
-@_jit
+@compiled
 def qrs_feature(x, derivative_length, integration_length):
     """(|boxcar derivative|, moving-window integral of its square), see ``qrs._feature``."""
     n = x.shape[0]

@@ -11,14 +11,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-#: Compiled once per machine (cached on disk), run without the GIL.
-_jit = njit(cache=True, nogil=True)
+#: The preprocessing kernels' decorator: compiled once per machine (numba's disk cache), no
+#: ``fastmath`` (numpy's and scipy's rounding is kept), run without the GIL.
+compiled = njit(cache=True, nogil=True)
 
 #: numpy's pairwise summation unrolls by 8 and recurses above this many values.
 _PW_BLOCKSIZE = 128
 
 
-@_jit
+@compiled
 def _block_sum(a, lo, n):
     """numpy's pairwise sum of at most ``_PW_BLOCKSIZE`` values: eight running sums."""
     if n < 8:
@@ -48,7 +49,7 @@ def _block_sum(a, lo, n):
     return res
 
 
-@_jit
+@compiled
 def pairwise_sum(a, lo, n):
     """``np.add.reduce(a[lo:lo + n])`` with numpy's exact order of additions (``pairwise_sum`` in
     numpy's ``loops_utils.h.src``: blocks of eight running sums, halves above 128 values), so
@@ -90,18 +91,18 @@ def pairwise_sum(a, lo, n):
     return values[0]
 
 
-@_jit
+@compiled
 def row_sum(a):
     """``a.sum()`` of a 1-D array as numpy computes it (an initial 0, then the pairwise sum)."""
     return 0.0 + pairwise_sum(a, 0, a.shape[0])
 
 
-@_jit
+@compiled
 def median_of_sorted(s, count):
     return 0.5 * (s[(count - 1) // 2] + s[count // 2])
 
 
-@_jit
+@compiled
 def insertion_sort(s, count):
     for i in range(1, count):
         v = s[i]
@@ -112,7 +113,7 @@ def insertion_sort(s, count):
         s[j + 1] = v
 
 
-@_jit
+@compiled
 def window_median(v, i, half, buf):
     """Median of ``v`` over the ±``half`` values around ``i``, shrinking at the edges (``buf``:
     scratch of at least 2*half+1 values)."""
@@ -124,7 +125,7 @@ def window_median(v, i, half, buf):
     return median_of_sorted(buf, count)
 
 
-@_jit
+@compiled
 def rolling_median(v, half):
     """Centred median over ±``half`` values, shrinking at the edges (no padding bias)."""
     n = v.shape[0]
@@ -135,7 +136,7 @@ def rolling_median(v, half):
     return out
 
 
-@_jit
+@compiled
 def rolling_mean(v, half):
     """Centred mean over ±``half`` values, shrinking at the edges.
 
@@ -158,7 +159,7 @@ def rolling_mean(v, half):
     return out
 
 
-@_jit
+@compiled
 def row_corr(a, b):
     """Pearson correlation of each row of ``a`` with the same row of ``b`` (1 for flat rows)."""
     n, m = a.shape
@@ -181,13 +182,13 @@ def row_corr(a, b):
         if denom > 1e-9:
             for j in range(m):
                 prod[j] = ac[j] * bc[j]
-            out[i] = row_sum(prod) / max(denom, 1e-9)
+            out[i] = row_sum(prod) / denom
         else:
             out[i] = 1.0
     return out
 
 
-@_jit
+@compiled
 def select_kth(buf, k):
     """Rearrange ``buf`` so that ``buf[k]`` is its k-th smallest value and ``buf[:k]`` holds
     values no larger (quickselect, median-of-three pivots); returns ``buf[k]``."""

@@ -219,16 +219,13 @@ def _decide(
     """
     from hearteye.preprocess import qrs_kernels
 
-    rules = np.array(
-        [
-            config.qrs_threshold,
-            config.qrs_twave_s * config.fs,
-            config.qrs_twave_slope,
-            config.qrs_searchback_rr,
-            config.qrs_searchback_threshold,
-            DEFAULT_RR_S * config.fs,
-        ],
-        dtype=np.float64,
+    rules = (
+        float(config.qrs_threshold),
+        float(config.qrs_twave_s * config.fs),
+        float(config.qrs_twave_slope),
+        float(config.qrs_searchback_rr),
+        float(config.qrs_searchback_threshold),
+        float(DEFAULT_RR_S * config.fs),
     )
     beats, spk, npk = qrs_kernels.decide(
         pos, height, steep, n, levels[0], levels[1], refractory, rules, RR_HISTORY, LEVEL_CLIP

@@ -9,12 +9,11 @@ Python lists become arrays with a length; the closures became inline loops. No G
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-_jit = njit(cache=True, nogil=True)
+from hearteye.preprocess.numeric_kernels import compiled
 
 
-@_jit
+@compiled
 def _add(j, pos, beats, n_beats, rrs, n_rrs, limit, searchback_rr, rr_history):
     """Append candidate ``j`` to the beats; after the first beat, record its RR interval and set
     the search-back limit to ``searchback_rr`` times the mean of the last ``rr_history``."""
@@ -27,7 +26,7 @@ def _add(j, pos, beats, n_beats, rrs, n_rrs, limit, searchback_rr, rr_history):
     return n_beats + 1, n_rrs, limit
 
 
-@_jit
+@compiled
 def decide(pos, height, steep, n, spk, npk, refractory, rules, rr_history, level_clip):
     """(beat candidate indices, final signal level, final noise level).
 
