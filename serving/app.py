@@ -31,6 +31,7 @@ from hearteye.identity import ActiveUserCache, UserStore
 from serving.batcher import MicroBatcher
 from serving.context import ClientResolver
 from serving.errors import install_error_handlers
+from serving.fastpath import PredictFastPath, fast_routes
 from serving.logs import configure_logging
 from serving.metrics import ServingMetrics
 from serving.middleware import RequestMiddleware
@@ -81,6 +82,12 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (auth, predict, models, audit, health):
         app.include_router(module.router)
+    if settings.fast_path:  # innermost of ours: inside CORS and the request middleware
+        app.add_middleware(
+            PredictFastPath,
+            routes=fast_routes(predict.router.routes),
+            handlers=app.exception_handlers,
+        )
     if settings.cors_allowed_origins:
         app.add_middleware(
             CORSMiddleware,

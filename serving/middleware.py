@@ -113,7 +113,7 @@ class RequestMiddleware:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                return _replay([message], receive)
+                return replay([message], receive)
             chunk = message.get("body", b"")
             total += len(chunk)
             if total > limit:
@@ -122,7 +122,7 @@ class RequestMiddleware:
             if not message.get("more_body", False):
                 break
         body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        return _replay([body], receive)
+        return replay([body], receive)
 
     async def _refuse_too_large(self, send: Send, size: int | None) -> None:
         limit = self.runtime.settings.max_body_bytes
@@ -226,12 +226,13 @@ def _headers(scope: Scope) -> dict[str, str]:
     return found
 
 
-def _replay(messages: list[Message], receive: Receive) -> Callable[[], Awaitable[Message]]:
+def replay(messages: list[Message], receive: Receive) -> Callable[[], Awaitable[Message]]:
+    """A ``receive`` that hands out ``messages`` first (a body already read), then ``receive``'s."""
     pending = list(messages)
 
-    async def replay() -> Message:
+    async def replayed() -> Message:
         if pending:
             return pending.pop(0)
         return await receive()
 
-    return replay
+    return replayed

@@ -143,6 +143,12 @@ class ServingSettings(HearteyeSettings):
         description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For and "
         "X-Request-ID are believed. Compose: add the backend network.",
     )
+    fast_path: bool = Field(
+        default=True,
+        description="Answer well-formed, authorised prediction requests without FastAPI's "
+        "per-request routing and dependency solving (same endpoint, same answers; errors take "
+        "the ordinary path). See serving/fastpath.py.",
+    )
     access_log: bool = Field(
         default=True, description="One JSON line per request on stdout (request id, route, ...)."
     )

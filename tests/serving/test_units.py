@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 
 from cli.main import cli
@@ -226,3 +227,35 @@ def test_ml_serve_execs_gunicorn(monkeypatch: pytest.MonkeyPatch) -> None:
     assert args[0] == path
     assert "0.0.0.0:8000" in args
     assert "--workers" not in args  # the config's HEARTEYE_WORKERS default applies
+
+
+def test_the_fast_path_takes_over_exactly_the_prediction_routes() -> None:
+    # (The routes' annotations are resolved in this module's globals: Request is imported there.)
+    from serving.fastpath import fast_routes
+    from serving.routes import audit, auth, health, models, predict
+
+    assert set(fast_routes(predict.router.routes)) == {"/api/v1/predict", "/api/v1/predict/batch"}
+    others = [r for m in (audit, auth, health, models) for r in m.router.routes]
+    assert fast_routes(others) == {}
+
+    async def async_user(request: Request) -> str:
+        return "someone"
+
+    def sync_user(request: Request) -> str:
+        return "someone"
+
+    router = APIRouter()
+
+    @router.post("/async-dependency")
+    async def async_dependency(
+        body: dict[str, int], request: Request, user: str = Depends(async_user)
+    ) -> None:
+        """The shape of the prediction routes."""
+
+    @router.post("/sync-dependency")
+    async def sync_dependency(
+        body: dict[str, int], request: Request, user: str = Depends(sync_user)
+    ) -> None:
+        """A sync dependency (FastAPI runs it in the thread pool): not for the fast path."""
+
+    assert set(fast_routes(router.routes)) == {"/async-dependency"}
