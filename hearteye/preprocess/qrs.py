@@ -68,31 +68,23 @@ def detect_r_peaks(conditioned: npt.ArrayLike, config: PreprocessConfig) -> IntA
     if len(cand) == 0:
         return _EMPTY.copy()
 
-    # One (candidates x window) gather serves amplitude, slope and R-peak placement.
-    window = _windows(cand, _snap_radius(config), n)
-    seg = x[window]
-    big = seg.max(axis=1) - seg.min(axis=1) >= config.qrs_min_amplitude_mv
-    if not big.any():
-        return _EMPTY.copy()
-    cand, window, seg = cand[big], window[big], seg[big]
-    r_peak = window[np.arange(len(cand)), np.abs(seg).argmax(axis=1)]
+    from hearteye.preprocess import qrs_kernels
 
-    pos, height = np.ascontiguousarray(cand, dtype=np.int64), feature[cand]
-    steep = slope[window].max(axis=1)
-    learn = feature[: max(int(LEARNING_S * fs), 1)]
-    levels = (0.25 * float(learn.max()), 0.5 * float(learn.mean()))
-    warm = int(WARMUP_S * fs)
-    k = int(np.searchsorted(cand, warm))
-    _, levels = _decide(pos[:k], height[:k], steep[:k], min(n, warm), levels, refractory, config)
-    beats, _ = _decide(pos, height, steep, n, levels, refractory, config)
-    if len(beats) > 1 and pos[beats[0]] < config.qrs_twave_s * fs:
-        # Nothing precedes the first beat to judge it against: a shallow one this close to the
-        # start is taken for the T wave of a beat cut off by the start of the strip.
-        others = np.sort(steep[beats[1:]])
-        median = (others[(len(others) - 1) // 2] + others[len(others) // 2]) / 2
-        if steep[beats[0]] < config.qrs_twave_slope * median:
-            beats = beats[1:]
-    return np.unique(r_peak[beats]).astype(np.int64)
+    peaks: IntArray = qrs_kernels.beats_from_candidates(
+        x,
+        feature,
+        slope,
+        np.ascontiguousarray(cand, dtype=np.int64),
+        _snap_radius(config),
+        float(config.qrs_min_amplitude_mv),
+        max(int(LEARNING_S * fs), 1),
+        int(WARMUP_S * fs),
+        refractory,
+        _rules(config),
+        RR_HISTORY,
+        LEVEL_CLIP,
+    )
+    return peaks
 
 
 def snap_peaks(
@@ -203,23 +195,11 @@ def _feature(
     return slope, feature
 
 
-def _decide(
-    pos: IntArray,
-    height: npt.NDArray[np.float64],
-    steep: npt.NDArray[np.float64],
-    n: int,
-    levels: tuple[float, float],
-    refractory: int,
-    config: PreprocessConfig,
-) -> tuple[IntArray, tuple[float, float]]:
-    """Pan-Tompkins decision rules over the candidates of a signal of ``n`` samples (compiled:
-    :func:`hearteye.preprocess.qrs_kernels.decide`, whose docstring has the rules' order).
-
-    Returns the indices of the candidates that are beats, and the final (signal, noise) levels.
-    """
-    from hearteye.preprocess import qrs_kernels
-
-    rules = (
+def _rules(config: PreprocessConfig) -> tuple[float, float, float, float, float, float]:
+    """The decision pass's rules (:func:`hearteye.preprocess.qrs_kernels.decide`): threshold
+    fraction, T-wave window (samples), T-wave slope fraction, search-back RR multiple, search-back
+    threshold fraction, default RR (samples)."""
+    return (
         float(config.qrs_threshold),
         float(config.qrs_twave_s * config.fs),
         float(config.qrs_twave_slope),
@@ -227,7 +207,3 @@ def _decide(
         float(config.qrs_searchback_threshold),
         float(DEFAULT_RR_S * config.fs),
     )
-    beats, spk, npk = qrs_kernels.decide(
-        pos, height, steep, n, levels[0], levels[1], refractory, rules, RR_HISTORY, LEVEL_CLIP
-    )
-    return beats, (float(spk), float(npk))

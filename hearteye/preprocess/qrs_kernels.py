@@ -1,6 +1,8 @@
-"""The QRS detector's decision pass, compiled (numba): ``hearteye.preprocess.qrs._decide``.
+"""The QRS detector after ``find_peaks``, compiled (numba): the candidates' windows, amplitude
+check, R-peak placement and learnt levels (:func:`beats_from_candidates`, checked against the
+former numpy code by ``tests/data/test_qrs_kernels.py``) and the decision pass (:func:`decide`).
 
-A line-for-line translation of the Python rules (Pan & Tompkins's adaptive levels, T-wave and
+The decision pass is a line-for-line translation of the Python rules (Pan & Tompkins's adaptive levels, T-wave and
 P-wave rules, search back), with the same arithmetic in the same order, so the same beats and
 levels come out (``tests/data/test_qrs.py`` and the development comparison on every record). The
 Python lists become arrays with a length; the closures became inline loops. No GIL held.
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hearteye.preprocess.numeric_kernels import compiled
+from hearteye.preprocess.numeric_kernels import compiled, row_sum
 
 
 @compiled
@@ -91,3 +93,92 @@ def decide(pos, height, steep, n, spk, npk, refractory, rules, rr_history, level
         thr = npk + fraction * (spk - npk)
         last_pos = pos[beats[n_beats - 1]] if n_beats else 0
     return beats[:n_beats].copy(), spk, npk
+
+
+@compiled
+def beats_from_candidates(
+    x,
+    feature,
+    slope,
+    cand,
+    radius,
+    min_amplitude,
+    learn_n,
+    warm,
+    refractory,
+    rules,
+    rr_history,
+    level_clip,
+):
+    """Steps 2-4 of ``hearteye.preprocess.qrs.detect_r_peaks`` after ``find_peaks``: sorted
+    unique R-peak positions from the candidates ``cand`` (the feature's local maxima).
+
+    Line for line the numpy formulation it replaces: a window of ±``radius`` samples around each
+    candidate (clipped to the signal; columns outwards from the centre, so ties go to the nearest
+    sample), candidates under ``min_amplitude`` peak to peak dropped, R peak = largest absolute
+    deflection, steepness = largest slope in the window; levels learnt from the feature's first
+    ``learn_n`` samples (max, and mean as numpy sums); a decision pass over the first ``warm``
+    samples refines them, then the pass over all; a shallow first beat within the T-wave window
+    of the start is dropped.
+    """
+    n = x.shape[0]
+    m = cand.shape[0]
+    width = 2 * radius + 1
+    offsets = np.empty(width, dtype=np.int64)
+    offsets[0] = 0
+    for r in range(1, radius + 1):
+        offsets[2 * r - 1] = -r
+        offsets[2 * r] = r
+    pos = np.empty(m, dtype=np.int64)
+    r_peak = np.empty(m, dtype=np.int64)
+    steep = np.empty(m)
+    kept = 0
+    for i in range(m):
+        c = cand[i]
+        lo = np.inf
+        hi = -np.inf
+        for j in range(width):
+            v = x[min(max(c + offsets[j], 0), n - 1)]
+            lo = min(lo, v)
+            hi = max(hi, v)
+        if not hi - lo >= min_amplitude:
+            continue
+        best = -1.0
+        best_at = 0
+        top = -np.inf
+        for j in range(width):
+            at = min(max(c + offsets[j], 0), n - 1)
+            a = abs(x[at])
+            if a > best:
+                best = a
+                best_at = at
+            top = max(top, slope[at])
+        pos[kept] = c
+        r_peak[kept] = best_at
+        steep[kept] = top
+        kept += 1
+    if kept == 0:
+        return np.empty(0, dtype=np.int64)
+    pos = pos[:kept]
+    r_peak = r_peak[:kept]
+    steep = steep[:kept]
+    height = np.empty(kept)
+    for i in range(kept):
+        height[i] = feature[pos[i]]
+    learn = feature[:learn_n]
+    spk = 0.25 * learn.max()
+    npk = 0.5 * (row_sum(learn) / learn.shape[0])
+    k = np.searchsorted(pos, warm)
+    _, spk, npk = decide(
+        pos[:k], height[:k], steep[:k], min(n, warm), spk, npk, refractory, rules, rr_history,
+        level_clip,
+    )  # fmt: skip
+    beats, _, _ = decide(pos, height, steep, n, spk, npk, refractory, rules, rr_history, level_clip)
+    first = 0
+    count = beats.shape[0]
+    if count > 1 and pos[beats[0]] < rules[1]:
+        others = np.sort(steep[beats[1:]])
+        median = (others[(count - 2) // 2] + others[(count - 1) // 2]) / 2
+        if steep[beats[0]] < rules[2] * median:
+            first = 1
+    return np.unique(r_peak[beats[first:]])
