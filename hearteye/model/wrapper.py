@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ class StripPrediction:
     fs: float
     probabilities: npt.NDArray[np.float32]  # (n, 5), AAMI_CLASSES order
 
-    @property
+    @cached_property
     def classes(self) -> npt.NDArray[np.intp]:
         """Each beat's class index in ``AAMI_CLASSES``: the argmax of its probabilities."""
         if not len(self):
