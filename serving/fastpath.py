@@ -70,28 +70,12 @@ def _fast_route(route: Any) -> FastRoute | None:
     if not isinstance(route, APIRoute) or route.methods != {"POST"}:
         return None
     d = route.dependant
-    if (
-        len(d.body_params) != 1
-        or len(d.dependencies) != 1
-        or d.request_param_name is None
-        or d.path_params
-        or d.query_params
-        or d.header_params
-        or d.cookie_params
-    ):
+    if len(d.body_params) != 1 or len(d.dependencies) != 1 or not _request_only(d):
         return None
     user = d.dependencies[0]
-    if (
-        user.dependencies
-        or user.request_param_name is None
-        or user.call is None
-        or user.name is None
-        or user.path_params
-        or user.query_params
-        or user.header_params
-        or user.cookie_params
-        or user.body_params
-    ):
+    if user.dependencies or user.body_params or user.call is None or user.name is None:
+        return None
+    if not _request_only(user):
         return None
     body = d.body_params[0]
     if (
@@ -106,7 +90,7 @@ def _fast_route(route: Any) -> FastRoute | None:
         body_param=body.name,
         user=user.call,
         user_param=user.name,
-        request_param=d.request_param_name,
+        request_param=str(d.request_param_name),
         endpoint=route.endpoint,
     )
 
@@ -170,6 +154,16 @@ class PredictFastPath:
                     response = await run_in_threadpool(handler, request, exc)
                 return response
         raise exc
+
+
+def _request_only(dependant: Any) -> bool:
+    """Whether ``dependant`` takes the request and no path, query, header or cookie parameters."""
+    return dependant.request_param_name is not None and not (
+        dependant.path_params
+        or dependant.query_params
+        or dependant.header_params
+        or dependant.cookie_params
+    )
 
 
 def _is_async(call: Callable[..., Any]) -> bool:

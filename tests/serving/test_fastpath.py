@@ -45,13 +45,15 @@ def _answer(response: Any) -> tuple[int, Any, dict[str, str]]:
 
 
 @pytest.fixture
-def both(registry: Registry, start_api: Callable[..., Api]) -> tuple[Api, Api]:
+def both(registry: Registry, start_api: Callable[..., Api]) -> tuple[Api, Api, PredictFastPath]:
+    """An app with the fast path, one without (same store and home), and the first's middleware."""
     fast, plain = start_api(), start_api(fast_path=False)
-    fast.client.get("/live")
+    fast.client.get("/live")  # builds the middleware stacks
     plain.client.get("/live")
-    assert isinstance(_fast_path(fast), PredictFastPath)
+    middleware = _fast_path(fast)
+    assert isinstance(middleware, PredictFastPath)
     assert _fast_path(plain) is None
-    return fast, plain
+    return fast, plain, middleware
 
 
 def _post(api: Api, path: str, content: bytes, headers: dict[str, str]) -> Any:
@@ -59,11 +61,9 @@ def _post(api: Api, path: str, content: bytes, headers: dict[str, str]) -> Any:
 
 
 def test_good_requests_are_answered_by_the_fast_path_as_by_fastapi(
-    both: tuple[Api, Api], strips: list[np.ndarray]
+    both: tuple[Api, Api, PredictFastPath], strips: list[np.ndarray]
 ) -> None:
-    fast, plain = both
-    middleware = _fast_path(fast)
-    assert middleware is not None
+    fast, plain, middleware = both
     auth = {"Authorization": f"Bearer {fast.token('carla')}", "Content-Type": "application/json"}
     requests = [
         ("/api/v1/predict", body(strips[0])),
@@ -95,11 +95,9 @@ def test_good_requests_are_answered_by_the_fast_path_as_by_fastapi(
 
 
 def test_refusals_are_the_same_answers_as_fastapis(
-    both: tuple[Api, Api], strips: list[np.ndarray]
+    both: tuple[Api, Api, PredictFastPath], strips: list[np.ndarray]
 ) -> None:
-    fast, plain = both
-    middleware = _fast_path(fast)
-    assert middleware is not None
+    fast, plain, middleware = both
     good = json.dumps(body(strips[0])).encode()
     token = fast.token("carla")
     json_auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
