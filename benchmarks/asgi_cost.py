@@ -1,6 +1,6 @@
 """The event loop's CPU per prediction request, measured in-process without HTTP or load noise.
 
-    .venv/bin/python benchmarks/asgi_cost.py [--requests 2000] [--profile]
+    .venv/bin/python benchmarks/asgi_cost.py [--requests 2000] [--no-fast-path] [--profile]
 
 Builds the real app (``create_app``, lifespan run: auth, audit writer on sqlite, micro-batcher,
 metrics, JSON log) on the benchmark's store (``benchmarks/bench_serving.py`` prepares it), and
@@ -44,6 +44,9 @@ def main() -> None:
     parser.add_argument("--model", default="ecg-xgboost")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
+    parser.add_argument(
+        "--no-fast-path", action="store_true", help="HEARTEYE_FAST_PATH=false (FastAPI's path)"
+    )
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=35)
     args = parser.parse_args()
@@ -52,7 +55,10 @@ def main() -> None:
     bench.prepare([args.model])
     home = bench.home / "asgi-cost"
     env = bench._env(
-        HEARTEYE_HOME=str(home), HEARTEYE_MODELS=args.model, HEARTEYE_DEFAULT_MODEL=args.model
+        HEARTEYE_HOME=str(home),
+        HEARTEYE_MODELS=args.model,
+        HEARTEYE_DEFAULT_MODEL=args.model,
+        HEARTEYE_FAST_PATH=str(not args.no_fast_path).lower(),
     )
     os.environ.clear()
     os.environ.update(env)

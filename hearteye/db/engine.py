@@ -7,6 +7,7 @@ shared across processes.
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import create_engine, event, inspect
@@ -61,11 +62,31 @@ def create_db_engine(
 def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _use_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=FULL")
     finally:
         cursor.close()
+
+
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the database to WAL (a no-op once it is).
+
+    While another connection holds a write lock, SQLite refuses the switch at once with
+    "database is locked", without its busy timeout (waiting could deadlock): several workers
+    starting together on a new database file race for it. So retry, as the busy timeout would.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(2 * delay, 0.1)
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:

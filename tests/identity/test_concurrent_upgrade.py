@@ -5,13 +5,16 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.synchronize
 import queue
+import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from hearteye.db import head_revision, upgrade_database
+from hearteye.db import create_db_engine, head_revision, upgrade_database
 from tests.identity.pg import PgDatabase, create_database, drop_database
 
 pytestmark = pytest.mark.integration
@@ -88,3 +91,30 @@ def test_concurrent_start_on_postgresql(fresh_pg: PgDatabase, tmp_path: Path) ->
 def test_concurrent_start_on_sqlite(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'hearteye.db'}"
     assert_migrated_once(start_together(url, None))
+
+
+def test_a_sqlite_connection_waits_for_the_wal_switch_while_another_writes(
+    tmp_path: Path,
+) -> None:
+    """The race behind a rare failure of the test above: a new connection switches the file to
+    WAL while another process holds a write lock. SQLite answers that switch "database is
+    locked" at once (no busy timeout); the engine's connect hook retries until the lock goes."""
+    path = tmp_path / "hearteye.db"
+    setup = sqlite3.connect(path)
+    setup.execute("CREATE TABLE t (a)")
+    setup.commit()
+    setup.close()
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")  # a write lock, on a database still in rollback mode
+    release = threading.Timer(0.3, lambda: writer.execute("COMMIT"))
+    release.start()
+    engine = create_db_engine(f"sqlite:///{path}", pooled=False)
+    started = time.monotonic()
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+        assert time.monotonic() - started >= 0.25  # it waited for the writer
+    finally:
+        release.join()
+        writer.close()
+        engine.dispose()
