@@ -2,7 +2,7 @@
 
     pip install --target /tmp/pyspy py-spy      # a scratch directory, not the project's venv
     .venv/bin/python benchmarks/profile_serving.py --py-spy /tmp/pyspy/bin/py-spy \\
-        [--model ecg-xgboost] [--concurrency 16] [--duration 15]
+        [--model ecg-xgboost] [--concurrency 16] [--duration 15] [--no-fast-path]
 
 One Gunicorn worker (the production configuration, as ``bench_serving.py throughput`` starts it)
 under the same closed-loop load. It reports
@@ -47,6 +47,9 @@ def main() -> None:
     parser.add_argument(
         "--gil", action="store_true", help="sample only the thread holding the GIL (CPU, not waits)"
     )
+    parser.add_argument(
+        "--no-fast-path", action="store_true", help="HEARTEYE_FAST_PATH=false (FastAPI's path)"
+    )
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--raw", type=Path, default=None, help="keep py-spy's folded stacks here")
     args = parser.parse_args()
@@ -55,7 +58,8 @@ def main() -> None:
     bench.prepare([args.model])
     requests = bench._ours_requests(args.model)
     raw = args.raw or bench.home / "profile.folded"
-    with bench.ours(args.model, 1) as port:
+    fast_path = str(not args.no_fast_path).lower()
+    with bench.ours(args.model, 1, HEARTEYE_FAST_PATH=fast_path) as port:
         worker = _only_child(bench.server_group)
         before: dict[int, tuple[str, float]] = {}
         after: dict[int, tuple[str, float]] = {}
