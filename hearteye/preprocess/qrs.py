@@ -75,7 +75,7 @@ def detect_r_peaks(conditioned: npt.ArrayLike, config: PreprocessConfig) -> IntA
         feature,
         slope,
         np.ascontiguousarray(cand, dtype=np.int64),
-        _snap_radius(config),
+        _outward(_snap_radius(config)),
         float(config.qrs_min_amplitude_mv),
         max(int(LEARNING_S * fs), 1),
         int(WARMUP_S * fs),

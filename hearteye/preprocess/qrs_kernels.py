@@ -2,10 +2,11 @@
 check, R-peak placement and learnt levels (:func:`beats_from_candidates`, checked against the
 former numpy code by ``tests/data/test_qrs_kernels.py``) and the decision pass (:func:`decide`).
 
-The decision pass is a line-for-line translation of the Python rules (Pan & Tompkins's adaptive levels, T-wave and
-P-wave rules, search back), with the same arithmetic in the same order, so the same beats and
-levels come out (``tests/data/test_qrs.py`` and the development comparison on every record). The
-Python lists become arrays with a length; the closures became inline loops. No GIL held.
+The decision pass is a line-for-line translation of the Python rules (Pan & Tompkins's adaptive
+levels, T-wave and P-wave rules, search back), with the same arithmetic in the same order, so the
+same beats and levels come out (``tests/data/test_qrs.py`` and the development comparison on
+every record). The Python lists become arrays with a length; the closures became inline loops.
+No GIL held.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def beats_from_candidates(
     feature,
     slope,
     cand,
-    radius,
+    offsets,
     min_amplitude,
     learn_n,
     warm,
@@ -113,9 +114,9 @@ def beats_from_candidates(
     """Steps 2-4 of ``hearteye.preprocess.qrs.detect_r_peaks`` after ``find_peaks``: sorted
     unique R-peak positions from the candidates ``cand`` (the feature's local maxima).
 
-    Line for line the numpy formulation it replaces: a window of ±``radius`` samples around each
-    candidate (clipped to the signal; columns outwards from the centre, so ties go to the nearest
-    sample), candidates under ``min_amplitude`` peak to peak dropped, R peak = largest absolute
+    Line for line the numpy formulation it replaces: a window around each candidate (``offsets``:
+    0, -1, +1, -2, +2, ..., as ``qrs._outward`` builds them; clipped to the signal; so ties go to
+    the sample nearest the centre), candidates under ``min_amplitude`` peak to peak dropped, R peak = largest absolute
     deflection, steepness = largest slope in the window; levels learnt from the feature's first
     ``learn_n`` samples (max, and mean as numpy sums); a decision pass over the first ``warm``
     samples refines them, then the pass over all; a shallow first beat within the T-wave window
@@ -123,12 +124,7 @@ def beats_from_candidates(
     """
     n = x.shape[0]
     m = cand.shape[0]
-    width = 2 * radius + 1
-    offsets = np.empty(width, dtype=np.int64)
-    offsets[0] = 0
-    for r in range(1, radius + 1):
-        offsets[2 * r - 1] = -r
-        offsets[2 * r] = r
+    width = offsets.shape[0]
     pos = np.empty(m, dtype=np.int64)
     r_peak = np.empty(m, dtype=np.int64)
     steep = np.empty(m)
