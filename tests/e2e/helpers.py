@@ -3,7 +3,6 @@ requests through nginx, nginx's access log, and the run's summary."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -165,17 +164,15 @@ def upstreams(stack: NativeStack, request_ids: set[str]) -> dict[str, str]:
     """nginx request id -> the upstream (serving instance host:port, or "" when nginx answered
     itself), from nginx's JSON access log. nginx writes a line once the request is over, which may
     be just after the client has its answer: wait up to 10 s for every id."""
-    path = stack.state_dir / "logs" / "nginx-access.json.log"
     deadline = time.monotonic() + 10
     while True:
-        found: dict[str, str] = {}
-        for line in path.read_text().splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                if entry["request_id"] in request_ids:
-                    found[entry["request_id"]] = entry["upstream_addr"]
+        found = {
+            str(entry["request_id"]): str(entry["upstream_addr"])
+            for entry in stack.access_log()
+            if entry["request_id"] in request_ids
+        }
         if found.keys() >= request_ids or time.monotonic() > deadline:
             missing = request_ids - found.keys()
-            assert not missing, f"not in nginx's access log {path}: {sorted(missing)[:5]}"
+            assert not missing, f"not in nginx's access log: {sorted(missing)[:5]}"
             return found
         time.sleep(0.1)

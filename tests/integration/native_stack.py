@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,13 @@ class NativeStack:
     env: dict[str, str]  # everything in the stack's stack.env
     state_dir: Path
     startup_s: float
+
+    def access_log(self) -> list[dict[str, object]]:
+        """nginx's JSON access log, complete lines only: nginx may be writing the last line while
+        we read it (a fresh-clone CI run once read half a line)."""
+        text = (self.state_dir / "logs" / "nginx-access.json.log").read_text()
+        complete = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def s3_client(self):
         import boto3

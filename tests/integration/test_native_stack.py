@@ -3,7 +3,6 @@ with its artifacts landing in SeaweedFS."""
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from pathlib import Path
@@ -157,7 +156,7 @@ def test_api_and_probes_route_to_the_serving_upstream(
 ) -> None:
     paths = ["/live", "/health", "/ready", "/api/v1/models"]
     statuses = [http.get(path).status_code for path in paths for _ in range(2)]
-    entries = _access_log(native_stack)
+    entries = native_stack.access_log()
     upstreams = {e["upstream_addr"] for e in entries if e["uri"] in paths}
     if native_stack.serving_enabled:
         assert http.get("/live").status_code == 200
@@ -171,13 +170,8 @@ def test_api_and_probes_route_to_the_serving_upstream(
 def test_access_log_is_json_with_request_ids(http: httpx.Client, native_stack: NativeStack) -> None:
     response = http.get("/")
     request_id = response.headers["X-Request-ID"]
-    entries = _access_log(native_stack)
+    entries = native_stack.access_log()
     mine = [e for e in entries if e["request_id"] == request_id]
     assert len(mine) == 1
     assert mine[0]["status"] == 200
     assert mine[0]["uri"] == "/"
-
-
-def _access_log(stack: NativeStack) -> list[dict[str, object]]:
-    lines = (stack.state_dir / "logs" / "nginx-access.json.log").read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
