@@ -30,6 +30,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.9 "$(TORCH_PIN)"
 	$(BIN)/uv pip install --quiet --python $(PY) -e ".[dev]"
 	$(PY) -m hearteye.preprocess.warmup  # compile the preprocessing kernels into numba's cache
+	$(PY) -m serving.signal_json  # and the serving's JSON signal parser
 	touch $(STAMP)
 
 .PHONY: install

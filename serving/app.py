@@ -38,6 +38,7 @@ from serving.middleware import RequestMiddleware
 from serving.routes import audit, auth, health, models, predict
 from serving.runtime import Runtime
 from serving.settings import ServingSettings
+from serving.signal_json import warm_up as warm_up_signal_parser
 from serving.store import ModelStore
 
 logger = logging.getLogger("serving.app")
@@ -123,13 +124,18 @@ def start_runtime(runtime: Runtime) -> None:
     )
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.model_cache_path.mkdir(parents=True, exist_ok=True)
+    if settings.fast_path:
+        warm_up_signal_parser()  # compiled now (or loaded from numba's cache), not on a request
     _start_database(runtime)
     store = ModelStore(settings, runtime.metrics)
     runtime.store = store
     for name in settings.micro_batch_models:
         if name in settings.models:
             runtime.batchers[name] = MicroBatcher(
-                name, settings.micro_batch_window_ms / 1000.0, settings.micro_batch_max_strips
+                name,
+                settings.micro_batch_window_ms / 1000.0,
+                settings.micro_batch_max_strips,
+                on_batch=runtime.metrics.micro_batch.labels(name).observe,
             )
     store.start()
     logger.info(

@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -32,8 +33,16 @@ class _Item:
 class MicroBatcher:
     """One gathering thread per batched model name."""
 
-    def __init__(self, name: str, window_s: float, max_strips: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        window_s: float,
+        max_strips: int,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        """``on_batch`` is told each batch's size (the metrics' histogram)."""
         self.name = name
+        self._on_batch = on_batch
         self.window_s = window_s
         self.max_strips = max_strips
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
@@ -97,6 +106,8 @@ class MicroBatcher:
     def _answer(self, batch: list[_Item]) -> None:
         self.batches += 1
         self.strips += len(batch)
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
         groups: dict[int, list[_Item]] = {}
         for item in batch:
             groups.setdefault(id(item.loaded), []).append(item)

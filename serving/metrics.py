@@ -27,6 +27,7 @@ LATENCY_BUCKETS = (
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 LOAD_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
+BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 
 
 def multiprocess_dir() -> Path | None:
@@ -68,6 +69,14 @@ class ServingMetrics:
             "hearteye_predicted_beats_total",
             "Beats classified, by model, version and AAMI class.",
             ["model", "version", "label"],
+            registry=reg,
+        )
+        self.micro_batch = Histogram(
+            "hearteye_micro_batch_strips",
+            "Strips per classifier call of the micro-batcher, by model (bigger batches: less "
+            "CPU per strip).",
+            ["model"],
+            buckets=BATCH_BUCKETS,
             registry=reg,
         )
         self.swaps = Counter(

@@ -18,7 +18,8 @@ COPY cli ./cli
 # Then the preprocessing's numba kernels are compiled into NUMBA_CACHE_DIR, once, here.
 RUN /opt/venv/bin/pip install --no-cache-dir \
         --extra-index-url https://download.pytorch.org/whl/cpu . \
-    && /opt/venv/bin/python -m hearteye.preprocess.warmup
+    && /opt/venv/bin/python -m hearteye.preprocess.warmup \
+    && /opt/venv/bin/python -m serving.signal_json
 
 FROM python:3.11-slim-bookworm
 RUN groupadd --system --gid 10001 hearteye \

@@ -70,9 +70,11 @@ def test_good_requests_are_answered_by_the_fast_path_as_by_fastapi(
         ("/api/v1/predict", body(strips[1], model="ecg-xgboost")),
         ("/api/v1/predict", body(strips[2], r_peaks=[400, 700, 1000])),
         ("/api/v1/predict", {**body(strips[3]), "fs": 360}),  # an integer rate
+        # float32 samples spelled as doubles (17 digits): validated whole, not split
+        ("/api/v1/predict", body(strips[4].astype(np.float32).astype(np.float64))),
         ("/api/v1/predict/batch", {"strips": [body(s) for s in strips[:3]]}),
     ]
-    answered = middleware.answered
+    answered, split = middleware.answered, middleware.split
     for path, payload in requests:
         content = json.dumps(payload).encode()
         got, expected = _post(fast, path, content, auth), _post(plain, path, content, auth)
@@ -80,6 +82,7 @@ def test_good_requests_are_answered_by_the_fast_path_as_by_fastapi(
         assert _answer(got) == _answer(expected)
         assert got.headers["x-request-id"] == got.json()["request_id"]
     assert middleware.answered - answered == len(requests)
+    assert middleware.split - split == 4  # the signals split_signal parsed straight to float64
     # The same audit records as the ordinary path (both apps write to the same database).
     plain.flush_audit()
     records = fast.audit_records()

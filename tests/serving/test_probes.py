@@ -63,6 +63,9 @@ def test_metrics_content(api: Api, registry: Registry, strips: list[np.ndarray])
         'status="200"} 5.0'
     ) in text
     assert f'hearteye_predicted_strips_total{{model="{XGB}",version="{version}"}} 5.0' in text
+    # One request at a time: five micro-batches of one strip each.
+    assert f'hearteye_micro_batch_strips_count{{model="{XGB}"}} 5.0' in text
+    assert f'hearteye_micro_batch_strips_bucket{{le="1.0",model="{XGB}"}} 5.0' in text
     for label in ("N", "S", "V", "F", "Q"):
         expected = sum(a["counts"][label] for a in answers)
         line = (
