@@ -50,6 +50,8 @@ class SplitBody:
 def split_signal(body: bytes) -> SplitBody | None:
     """See the module docstring."""
     buf = np.frombuffer(body, dtype=np.uint8)
+    # Room for every number the body could hold (each takes a digit and a separator at least);
+    # only the pages written are touched, and the samples are copied out compactly.
     out = np.empty(len(body) // 2 + 1, dtype=np.float64)
     start, stop, count = _scan(buf, _KEY, _POW10, out)
     if count < 0:

@@ -15,7 +15,8 @@ COPY training ./training
 COPY serving ./serving
 COPY cli ./cli
 # torch==2.13.0 exists as a CPU-only wheel on PyTorch's CPU index; PyPI alone would bring CUDA.
-# Then the preprocessing's numba kernels are compiled into NUMBA_CACHE_DIR, once, here.
+# Then the preprocessing's numba kernels and the serving's JSON signal parser are compiled into
+# NUMBA_CACHE_DIR, once, here.
 RUN /opt/venv/bin/pip install --no-cache-dir \
         --extra-index-url https://download.pytorch.org/whl/cpu . \
     && /opt/venv/bin/python -m hearteye.preprocess.warmup \
