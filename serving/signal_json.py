@@ -30,13 +30,14 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from hearteye.preprocess.numeric_kernels import compiled
+
 _KEY = np.frombuffer(b'"signal"', dtype=np.uint8)
 # 10**0 .. 10**22: every one exact in a double.
 _POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
 _MAX_DIGITS = 15  # below 2**53: the mantissa is an exact double
 
-compiled = numba.njit(cache=True, nogil=True)
-inlined = numba.njit(cache=True, nogil=True, inline="always")
+inlined = numba.njit(cache=True, nogil=True, inline="always")  # `compiled`, inlined by numba
 
 
 @dataclass(frozen=True)
