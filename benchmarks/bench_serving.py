@@ -201,9 +201,9 @@ class Bench:
     def _user_token(self) -> str:
         from argon2 import PasswordHasher
 
-        from hearteye.auth_tokens import create_access_token
-        from hearteye.db import create_db_engine, create_session_factory, upgrade_database
-        from hearteye.identity import DuplicateUserError, UserStore
+        from hearteye_platform.auth_tokens import create_access_token
+        from hearteye_platform.db import create_db_engine, create_session_factory, upgrade_database
+        from hearteye_platform.identity import DuplicateUserError, UserStore
 
         url = f"sqlite:///{self.home / 'platform.db'}"
         upgrade_database(url)

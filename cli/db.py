@@ -18,7 +18,7 @@ def db() -> None:
 @handle_errors
 def upgrade(app: AppContext, as_json: bool) -> None:
     """Apply pending migrations (as HEARTEYE_DATABASE_OWNER_URL, else HEARTEYE_DATABASE_URL)."""
-    from hearteye.db import database_config, redact, upgrade_database
+    from hearteye_platform.db import database_config, redact, upgrade_database
 
     config = database_config(app.settings)
     app.status(f"Upgrading {redact(config.owner_url)}")
@@ -49,7 +49,7 @@ def upgrade(app: AppContext, as_json: bool) -> None:
 @handle_errors
 def current(app: AppContext, as_json: bool) -> None:
     """Show the database's schema revision and the one this code expects."""
-    from hearteye.db import current_revision, database_config, head_revision, redact
+    from hearteye_platform.db import current_revision, database_config, head_revision, redact
 
     config = database_config(app.settings)
     revision = current_revision(config.url)

@@ -10,7 +10,7 @@ import click
 from cli.context import AppContext, handle_errors, json_option, pass_app
 
 if TYPE_CHECKING:
-    from hearteye.identity import UserInfo, UserStore
+    from hearteye_platform.identity import UserInfo, UserStore
 
 ROLES = ("clinician", "admin")
 
@@ -22,8 +22,13 @@ password_stdin_option = click.option(
 
 
 def _store(app: AppContext) -> UserStore:
-    from hearteye.db import check_schema, create_db_engine, create_session_factory, database_config
-    from hearteye.identity import UserStore
+    from hearteye_platform.db import (
+        check_schema,
+        create_db_engine,
+        create_session_factory,
+        database_config,
+    )
+    from hearteye_platform.identity import UserStore
 
     config = database_config(app.settings)
     engine = create_db_engine(config.url, pooled=False)
@@ -61,7 +66,7 @@ def users() -> None:
 @handle_errors
 def add(app: AppContext, username: str, role: str, password_stdin: bool, as_json: bool) -> None:
     """Create USERNAME with ROLE; the password is asked twice (hidden) unless --password-stdin."""
-    from hearteye.identity import check_password, normalise_username
+    from hearteye_platform.identity import check_password, normalise_username
 
     store = _store(app)
     name = normalise_username(username)

@@ -18,16 +18,16 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.concurrency import run_in_threadpool
 
 import hearteye
-from hearteye.audit import AuditWriter
-from hearteye.auth_tokens import resolve_jwt_secret
-from hearteye.db import (
+from hearteye_platform.audit import AuditWriter
+from hearteye_platform.auth_tokens import resolve_jwt_secret
+from hearteye_platform.db import (
     DatabaseUnavailableError,
     create_db_engine,
     create_session_factory,
     database_config,
     upgrade_database,
 )
-from hearteye.identity import ActiveUserCache, UserStore
+from hearteye_platform.identity import ActiveUserCache, UserStore
 from serving.batcher import MicroBatcher
 from serving.context import ClientResolver
 from serving.errors import install_error_handlers

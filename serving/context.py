@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from hearteye.audit import AuditRecord
+from hearteye_platform.audit import AuditRecord
 
 STATE_KEY = "hearteye"
 #: What an incoming X-Request-ID may look like to be adopted (nginx's $request_id: 32 hex).

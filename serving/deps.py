@@ -11,7 +11,7 @@ graph was a measurable share of the event loop's CPU. A route guarded by ``Clini
 node (:class:`BearerUser`: the bearer scheme, the user and the role check in one).
 
 ``CurrentUser`` verifies the bearer token (HS256 only, signature, ``exp``, ``iss``, ``aud``) and
-looks the user up (:class:`~hearteye.identity.ActiveUserCache`: the database's role and enabled
+looks the user up (:class:`~hearteye_platform.identity.ActiveUserCache`: the database's role and enabled
 flag win over the token's). ``Clinician`` and ``AdminUser`` narrow the role; a wrong role is 403,
 every token problem 401.
 """
@@ -24,8 +24,8 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from starlette.concurrency import run_in_threadpool
 
-from hearteye.auth_tokens import TokenError
-from hearteye.identity import Role, UnknownUserError, UserDisabledError, UserInfo
+from hearteye_platform.auth_tokens import TokenError
+from hearteye_platform.identity import Role, UnknownUserError, UserDisabledError, UserInfo
 from serving.context import RequestContext, request_context
 from serving.runtime import Runtime
 from serving.settings import ServingSettings
@@ -84,7 +84,7 @@ class BearerUser(OAuth2PasswordBearer):
     One dependency node that is also the OAuth2 security scheme of the OpenAPI document (FastAPI
     resolves every node on every request: the prediction routes' user used to take three). The
     signature check runs on the event loop (microseconds); the account lookup goes through
-    :class:`~hearteye.identity.ActiveUserCache` in a worker thread (it may query the database),
+    :class:`~hearteye_platform.identity.ActiveUserCache` in a worker thread (it may query the database),
     except when this worker looked the same user up less than ``user_cache_ttl_s`` ago.
     """
 

@@ -12,8 +12,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from hearteye.audit import AuditQueryError
-from hearteye.db import DatabaseUnavailableError
+from hearteye_platform.audit import AuditQueryError
+from hearteye_platform.db import DatabaseUnavailableError
 from serving.inference import InputError
 from serving.store import ModelUnavailableError, UnknownModelError
 

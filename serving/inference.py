@@ -16,10 +16,10 @@ import numpy as np
 import numpy.typing as npt
 from starlette.concurrency import run_in_threadpool
 
-from hearteye.audit import signal_sha256
 from hearteye.errors import HeartEyeError, SignalError
 from hearteye.labels import AAMI_CLASSES
 from hearteye.model.wrapper import StripInput, StripPrediction
+from hearteye_platform.audit import signal_sha256
 from serving.batcher import MicroBatcher
 from serving.loading import LoadedModel
 from serving.schemas import Strip

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hearteye.auth_tokens import TokenError
+from hearteye_platform.auth_tokens import TokenError
 from serving.context import STATE_KEY, RequestContext
 from serving.logs import log_access
 from serving.runtime import Runtime

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from hearteye.audit import AuditWriter
-from hearteye.auth_tokens import ExpiredTokenError, TokenClaims, verify_access_token
-from hearteye.identity import ActiveUserCache, UserInfo, UserStore
+from hearteye_platform.audit import AuditWriter
+from hearteye_platform.auth_tokens import ExpiredTokenError, TokenClaims, verify_access_token
+from hearteye_platform.identity import ActiveUserCache, UserInfo, UserStore
 from serving.batcher import MicroBatcher
 from serving.context import ClientResolver
 from serving.metrics import ServingMetrics
@@ -55,7 +55,7 @@ class Runtime:
     def verify_token(self, token: str | None) -> TokenClaims:
         """The claims of a valid token; a token verified before is only re-checked for expiry.
 
-        Raises :class:`~hearteye.auth_tokens.TokenError` (401) like ``verify_access_token``.
+        Raises :class:`~hearteye_platform.auth_tokens.TokenError` (401) like ``verify_access_token``.
         """
         if token:
             claims = self._verified.get(token)

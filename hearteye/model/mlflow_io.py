@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,17 +25,35 @@ if TYPE_CHECKING:
 #: Name of the model inside a training run.
 MODEL_ARTIFACT_NAME = "model"
 
-#: What a logged model needs at inference, per kind (pinned like the project).
-_COMMON_REQUIREMENTS = [
-    "mlflow==3.17.2",
-    "numpy>=2.0,<3",
-    "scipy>=1.13,<2",
-    "numba>=0.61,<1",
-    "pandas>=2.2,<4",
-    "pydantic>=2.7,<3",
-    "pydantic-settings>=2.4,<3",
-]
-KIND_REQUIREMENTS = {"xgboost": ["xgboost-cpu==3.2.0"], "bilstm": ["torch==2.13.0"]}
+#: The parts of ``hearteye`` a logged model needs to predict (the wrapper, the classifiers, the one
+#: preprocessing implementation, the labels and their errors); nothing else rides inside a model.
+MODEL_CODE = ("__init__.py", "errors.py", "labels.py", "preprocess", "model")
+
+#: The distributions a logged model imports at inference, per kind; pinned at the versions
+#: installed where the model was trained, so the model is served with what it was tested with.
+COMMON_DISTRIBUTIONS = ("mlflow", "numpy", "scipy", "numba", "pandas")
+KIND_DISTRIBUTIONS = {"xgboost": ("xgboost-cpu",), "bilstm": ("torch",)}
+
+
+def pip_requirements(kind: str) -> list[str]:
+    """``name==version`` for every distribution a model of ``kind`` imports, as installed here."""
+    return [
+        f"{name}=={version(name)}" for name in (*COMMON_DISTRIBUTIONS, *KIND_DISTRIBUTIONS[kind])
+    ]
+
+
+def copy_model_code(dest: Path) -> Path:
+    """Copy the :data:`MODEL_CODE` parts of ``hearteye`` into ``dest/hearteye`` and return it."""
+    source = Path(hearteye.__file__).parent
+    package = dest / "hearteye"
+    package.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in MODEL_CODE:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, package / name, ignore=ignore)
+        else:
+            shutil.copy2(source / name, package / name)
+    return package
 
 
 def signature() -> ModelSignature:
@@ -82,11 +102,11 @@ def log_beat_model(
             # Models from code: MLflow stores this file and runs it at load (no pickling).
             python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
             artifacts={ARTIFACT_KEY: str(model_dir)},
-            # Ship the exact domain code (preprocessing included) inside the model.
-            code_paths=[str(Path(hearteye.__file__).parent)],
+            # Ship the exact prediction code (preprocessing included) inside the model.
+            code_paths=[str(copy_model_code(Path(tmp) / "code"))],
             signature=signature(),
             input_example=example,
-            pip_requirements=[*_COMMON_REQUIREMENTS, *KIND_REQUIREMENTS[classifier.kind]],
+            pip_requirements=pip_requirements(classifier.kind),
             metadata={"hearteye_version": hearteye.__version__, "model_kind": classifier.kind},
         )
 

@@ -11,6 +11,7 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY hearteye ./hearteye
+COPY hearteye_platform ./hearteye_platform
 COPY training ./training
 COPY serving ./serving
 COPY cli ./cli

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from hearteye.audit import query_audit
+from hearteye_platform.audit import query_audit
 from serving.deps import AdminUser, RuntimeDep
 from serving.schemas import AuditEntryOut, AuditResponse
 

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from hearteye.auth_tokens import create_access_token
-from hearteye.identity import InvalidCredentialsError, UserDisabledError
+from hearteye_platform.auth_tokens import create_access_token
+from hearteye_platform.identity import InvalidCredentialsError, UserDisabledError
 from serving.deps import Context, RuntimeDep
 from serving.schemas import TokenResponse
 

@@ -30,9 +30,9 @@ import httpx
 import numpy as np
 import pytest
 
-from hearteye.audit import signal_sha256
 from hearteye.labels import AAMI_CLASSES
 from hearteye.records import Record, load_record
+from hearteye_platform.audit import signal_sha256
 from tests.e2e.helpers import (
     CLIENT_ADDR,
     Answer,

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from hearteye.db import create_db_engine, create_session_factory, upgrade_database
+from hearteye_platform.db import create_db_engine, create_session_factory, upgrade_database
 from tests.identity.pg import (
     DEFAULT_ADMIN_URL,
     PgDatabase,

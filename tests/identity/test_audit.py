@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from hearteye.audit import (
+from hearteye_platform.audit import (
     AuditQueryError,
     AuditRecord,
     AuditWriter,
@@ -22,8 +22,8 @@ from hearteye.audit import (
     query_audit,
     signal_sha256,
 )
-from hearteye.audit.spool import STALE_TMP_S
-from hearteye.db import create_db_engine
+from hearteye_platform.audit.spool import STALE_TMP_S
+from hearteye_platform.db import create_db_engine
 from tests.identity.conftest import PlatformDb, count_rows
 from tests.identity.pg import free_port
 

@@ -13,7 +13,8 @@ from typing import Any
 import jwt
 import pytest
 
-from hearteye.auth_tokens import (
+from hearteye.errors import ConfigurationError
+from hearteye_platform.auth_tokens import (
     ExpiredTokenError,
     InvalidAudienceError,
     InvalidClaimsError,
@@ -29,8 +30,7 @@ from hearteye.auth_tokens import (
     resolve_jwt_secret,
     verify_access_token,
 )
-from hearteye.errors import ConfigurationError
-from hearteye.identity import Role
+from hearteye_platform.identity import Role
 
 SECRET = secrets.token_hex(32)
 OTHER_SECRET = secrets.token_hex(32)

@@ -16,7 +16,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture(autouse=True)
 def _fast_hashing(monkeypatch: pytest.MonkeyPatch, fast_hasher: PasswordHasher) -> None:
-    monkeypatch.setattr("hearteye.identity.default_password_hasher", lambda: fast_hasher)
+    monkeypatch.setattr("hearteye_platform.identity.default_password_hasher", lambda: fast_hasher)
 
 
 def ml(*args: str, input: str | None = None) -> Result:
@@ -110,9 +110,9 @@ def test_password_prompt_is_hidden_and_confirmed(upgraded: Path) -> None:
 
 
 def test_set_password(upgraded: Path) -> None:
-    from hearteye.db import create_db_engine, create_session_factory, database_config
-    from hearteye.identity import InvalidCredentialsError, UserStore
     from hearteye.settings import get_settings
+    from hearteye_platform.db import create_db_engine, create_session_factory, database_config
+    from hearteye_platform.identity import InvalidCredentialsError, UserStore
 
     ml("users", "add", "dana", "--role", "clinician", "--password-stdin", input=PASSWORD + "\n")
     changed = ml(

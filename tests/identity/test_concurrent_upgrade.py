@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from hearteye.db import create_db_engine, head_revision, upgrade_database
+from hearteye_platform.db import create_db_engine, head_revision, upgrade_database
 from tests.identity.pg import PgDatabase, create_database, drop_database
 
 pytestmark = pytest.mark.integration

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hearteye.db import database_config, normalise_database_url, redact
 from hearteye.errors import ConfigurationError
 from hearteye.settings import HearteyeSettings
+from hearteye_platform.db import database_config, normalise_database_url, redact
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from hearteye.audit import AuditRecord, AuditWriter, new_request_id, signal_sha256
-from hearteye.db import create_db_engine, upgrade_database
+from hearteye_platform.audit import AuditRecord, AuditWriter, new_request_id, signal_sha256
+from hearteye_platform.db import create_db_engine, upgrade_database
 from tests.identity.pg import PgDatabase, ThrowawayPostgres, create_database, pg_bin
 
 pytestmark = [

@@ -6,9 +6,9 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from hearteye.db import DatabaseUnavailableError
-from hearteye.db.models import User
-from hearteye.identity import (
+from hearteye_platform.db import DatabaseUnavailableError
+from hearteye_platform.db.models import User
+from hearteye_platform.identity import (
     ActiveUserCache,
     DuplicateUserError,
     InvalidCredentialsError,
@@ -186,7 +186,7 @@ def test_active_user_cache(store: UserStore) -> None:
 
 
 def test_unreachable_database_is_a_typed_error(fast_hasher: PasswordHasher) -> None:
-    from hearteye.db import create_db_engine, create_session_factory
+    from hearteye_platform.db import create_db_engine, create_session_factory
     from tests.identity.pg import free_port
 
     engine = create_db_engine(f"postgresql://x@127.0.0.1:{free_port()}/x", connect_timeout_s=1)

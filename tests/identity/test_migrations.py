@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 
-from hearteye.db import (
+from hearteye_platform.db import (
     MigrationError,
     SchemaOutOfDateError,
     check_schema,
@@ -21,13 +21,13 @@ from hearteye.db import (
     head_revision,
     upgrade_database,
 )
-from hearteye.db.models import Base
+from hearteye_platform.db.models import Base
 from tests.identity.conftest import PlatformDb
 from tests.identity.pg import PgDatabase, create_database, drop_database
 
 
 def test_migration_scripts_ship_inside_the_package() -> None:
-    migrations = files("hearteye.db") / "migrations"
+    migrations = files("hearteye_platform.db") / "migrations"
     assert (migrations / "env.py").is_file()
     assert (migrations / "script.py.mako").is_file()
     assert any(p.name.startswith("0001_") for p in (migrations / "versions").iterdir())
@@ -146,7 +146,7 @@ def test_app_role_cannot_migrate_a_fresh_database(pg_admin_url: str) -> None:
 
 
 def test_unreachable_server_is_a_typed_error() -> None:
-    from hearteye.db import DatabaseUnavailableError
+    from hearteye_platform.db import DatabaseUnavailableError
     from tests.identity.pg import free_port
 
     url = f"postgresql://nobody@127.0.0.1:{free_port()}/nothing"

@@ -134,8 +134,8 @@ def served(
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    from hearteye.db import create_db_engine, create_session_factory
-    from hearteye.identity import UserStore
+    from hearteye_platform.db import create_db_engine, create_session_factory
+    from hearteye_platform.identity import UserStore
 
     home = tmp_path_factory.mktemp("serving-it-home")
     with pytest.MonkeyPatch.context() as mp:

@@ -82,7 +82,7 @@ def ml(*args: str, stdin: str | None = None) -> Result:
 
 
 def test_generated_jwt_secret_passes_the_production_check(tmp_path: Path) -> None:
-    from hearteye.auth_tokens import resolve_jwt_secret
+    from hearteye_platform.auth_tokens import resolve_jwt_secret
 
     secret = run(sys.executable, "-c", "import secrets; print(secrets.token_hex(32))").strip()
     assert re.fullmatch(r"[0-9a-f]{64}", secret)

@@ -209,13 +209,13 @@ class Api:
         return self.app.state.runtime
 
     def add_user(self, username: str, role: str, password: str) -> None:
-        from hearteye.identity import DuplicateUserError, UserStore
+        from hearteye_platform.identity import DuplicateUserError, UserStore
 
         with contextlib.suppress(DuplicateUserError):  # a second app on the same home
             UserStore(self.runtime.sessions, hasher=FAST_HASHER).add(username, role, password)
 
     def token(self, username: str, role: str = "clinician", **kwargs: Any) -> str:
-        from hearteye.auth_tokens import create_access_token
+        from hearteye_platform.auth_tokens import create_access_token
 
         settings = self.runtime.settings
         options: dict[str, Any] = {
@@ -247,7 +247,7 @@ class Api:
             time.sleep(0.01)
 
     def audit_records(self) -> list[Any]:
-        from hearteye.audit import query_audit
+        from hearteye_platform.audit import query_audit
 
         self.flush_audit()
         with self.runtime.sessions() as session:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from hearteye.audit import signal_sha256
+from hearteye_platform.audit import signal_sha256
 from tests.serving.conftest import XGB, Api, Registry, body
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]

@@ -110,7 +110,7 @@ def test_disabled_user_gets_no_token_and_its_tokens_stop_working(
     registry: Registry, start_api: Callable[..., Api], strips: list[np.ndarray]
 ) -> None:
     api = start_api(user_cache_ttl_s=0.2)
-    from hearteye.identity import UserStore
+    from hearteye_platform.identity import UserStore
 
     token = api.token("carla")
     assert _predict(api, strips[0], token).status_code == 200

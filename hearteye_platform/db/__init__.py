@@ -9,21 +9,21 @@ Typical start-up (serving lifespan, after the fork)::
     sessions = create_session_factory(engine)
 """
 
-from hearteye.db.config import (
+from hearteye_platform.db.config import (
     DatabaseConfig,
     database_config,
     default_database_url,
     normalise_database_url,
     redact,
 )
-from hearteye.db.engine import create_db_engine, create_session_factory
-from hearteye.db.errors import (
+from hearteye_platform.db.engine import create_db_engine, create_session_factory
+from hearteye_platform.db.errors import (
     DatabaseError,
     DatabaseUnavailableError,
     MigrationError,
     SchemaOutOfDateError,
 )
-from hearteye.db.migrate import (
+from hearteye_platform.db.migrate import (
     UpgradeResult,
     check_schema,
     current_revision,

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from hearteye.db.engine import is_unavailable
-from hearteye.db.errors import DatabaseUnavailableError
-from hearteye.db.models import AuditEntry
 from hearteye.errors import HeartEyeError
+from hearteye_platform.db.engine import is_unavailable
+from hearteye_platform.db.errors import DatabaseUnavailableError
+from hearteye_platform.db.models import AuditEntry
 
 MAX_QUERY_LIMIT = 10_000
 

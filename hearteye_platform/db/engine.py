@@ -16,8 +16,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from hearteye.db.config import is_sqlite, normalise_database_url, redact, sqlite_path
-from hearteye.db.errors import DatabaseUnavailableError
+from hearteye_platform.db.config import is_sqlite, normalise_database_url, redact, sqlite_path
+from hearteye_platform.db.errors import DatabaseUnavailableError
 
 #: Seconds a sqlite writer waits for another process's lock before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0

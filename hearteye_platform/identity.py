@@ -26,10 +26,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hearteye.db.engine import is_unavailable
-from hearteye.db.errors import DatabaseUnavailableError
-from hearteye.db.models import User, utcnow
 from hearteye.errors import HeartEyeError
+from hearteye_platform.db.engine import is_unavailable
+from hearteye_platform.db.errors import DatabaseUnavailableError
+from hearteye_platform.db.models import User, utcnow
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024

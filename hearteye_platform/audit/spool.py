@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from hearteye.audit.record import AuditRecord
+from hearteye_platform.audit.record import AuditRecord
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 ``submit()`` only puts the record on an in-memory queue. A background thread inserts queued
 records in batches; when the database is unreachable it spools them to disk (fsynced, see
-``hearteye.audit.spool``) and backs off, and it replays the spool once the database answers
+``hearteye_platform.audit.spool``) and backs off, and it replays the spool once the database answers
 again. Inserts are idempotent on ``request_id``, so a record spooled after an insert whose commit
 did reach the server is still stored exactly once.
 
@@ -35,10 +35,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from hearteye.audit.record import AuditRecord
-from hearteye.audit.spool import Spool, SpoolCorruptError
-from hearteye.db.engine import is_unavailable
-from hearteye.db.models import AuditEntry
+from hearteye_platform.audit.record import AuditRecord
+from hearteye_platform.audit.spool import Spool, SpoolCorruptError
+from hearteye_platform.db.engine import is_unavailable
+from hearteye_platform.db.models import AuditEntry
 
 logger = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
 """The prediction audit trail: records, a non-blocking writer with a durable spool, queries."""
 
-from hearteye.audit.record import (
+from hearteye_platform.audit.record import (
     AuditQueryError,
     AuditRecord,
     new_request_id,
     query_audit,
     signal_sha256,
 )
-from hearteye.audit.writer import AuditWriter, AuditWriterStats
+from hearteye_platform.audit.writer import AuditWriter, AuditWriterStats
 
 __all__ = [
     "AuditQueryError",

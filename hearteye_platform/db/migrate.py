@@ -24,15 +24,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from hearteye.db.config import is_sqlite, normalise_database_url, redact, sqlite_path
-from hearteye.db.engine import create_db_engine, is_unavailable, unavailable_error
-from hearteye.db.errors import MigrationError, SchemaOutOfDateError
-from hearteye.db.models import AUDIT_TABLE, USERS_TABLE
+from hearteye_platform.db.config import is_sqlite, normalise_database_url, redact, sqlite_path
+from hearteye_platform.db.engine import create_db_engine, is_unavailable, unavailable_error
+from hearteye_platform.db.errors import MigrationError, SchemaOutOfDateError
+from hearteye_platform.db.models import AUDIT_TABLE, USERS_TABLE
 
 logger = logging.getLogger(__name__)
 
 #: Package path of the migration scripts (installed with the package, no alembic.ini).
-SCRIPT_LOCATION = "hearteye.db:migrations"
+SCRIPT_LOCATION = "hearteye_platform.db:migrations"
 #: Session advisory-lock key serialising migrations ("HEARTEYE" as a 64-bit integer).
 ADVISORY_LOCK_KEY = int.from_bytes(b"HEARTEYE", "big")
 #: SQLSTATE of "permission denied".

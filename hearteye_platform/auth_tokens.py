@@ -18,7 +18,7 @@ from typing import Any
 import jwt
 
 from hearteye.errors import ConfigurationError, HeartEyeError
-from hearteye.identity import InvalidRoleError, Role, parse_role
+from hearteye_platform.identity import InvalidRoleError, Role, parse_role
 
 logger = logging.getLogger(__name__)
 

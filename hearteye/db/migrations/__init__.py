@@ -1,1 +1,0 @@
-"""Alembic migrations of the platform database (script_location ``hearteye.db:migrations``)."""

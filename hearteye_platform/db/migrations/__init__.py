@@ -1,0 +1,1 @@
+"""Alembic migrations of the platform database (script_location ``hearteye_platform.db:migrations``)."""
