@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "rollback": "cli.lifecycle:rollback",
     "history": "cli.lifecycle:history",
     "status": "cli.status:status",
+    "evaluate": "cli.evaluate:evaluate",
     "db": "cli.db:db",
     "users": "cli.users:users",
     "serve": "cli.serve:serve",

@@ -34,9 +34,9 @@ class Record:
         return len(self.signal) / self.fs
 
 
-def record_files(mitdb_dir: Path, name: str) -> list[Path]:
-    """The three files a record consists of."""
-    return [mitdb_dir / f"{name}{suffix}" for suffix in RECORD_SUFFIXES]
+def record_files(mitdb_dir: Path, name: str, annotator: str = "atr") -> list[Path]:
+    """The three files a record consists of: header, signal and the ``annotator``'s beats."""
+    return [mitdb_dir / f"{name}{suffix}" for suffix in (".hea", ".dat", f".{annotator}")]
 
 
 def check_data_dir(mitdb_dir: Path, names: list[str] | tuple[str, ...]) -> None:
@@ -54,14 +54,18 @@ def check_data_dir(mitdb_dir: Path, names: list[str] | tuple[str, ...]) -> None:
         raise DataError(f"MIT-BIH directory {mitdb_dir} is incomplete: missing {shown}")
 
 
-def load_record(mitdb_dir: Path, name: str, lead: str = PREFERRED_LEAD) -> Record:
+def load_record(
+    mitdb_dir: Path, name: str, lead: str | None = PREFERRED_LEAD, annotator: str = "atr"
+) -> Record:
     """Read one lead of record ``name`` and its reference beats (AAMI-labelled, non-beats dropped).
 
-    Raises :class:`RecordError` naming the record for missing, truncated or corrupt files.
+    ``lead=None`` takes MLII when the record has it, else its first lead. ``annotator`` names the
+    annotation file (``NAME.atr`` by default). Raises :class:`RecordError` naming the record for
+    missing, truncated or corrupt files.
     """
     import wfdb  # heavy import kept out of module import
 
-    for path in record_files(mitdb_dir, name):
+    for path in record_files(mitdb_dir, name, annotator):
         if not path.is_file():
             raise RecordError(name, f"missing file {path}")
     base = str(mitdb_dir / name)
@@ -84,11 +88,11 @@ def load_record(mitdb_dir: Path, name: str, lead: str = PREFERRED_LEAD) -> Recor
             name, f"{bad} invalid (NaN/Inf) samples in lead {header.sig_name[channel]}"
         )
 
-    atr = mitdb_dir / f"{name}.atr"
+    atr = mitdb_dir / f"{name}.{annotator}"
     if atr.read_bytes()[-2:] != b"\x00\x00":
         raise RecordError(name, f"annotation file {atr.name} is truncated (no end-of-file marker)")
     try:
-        ann = wfdb.rdann(base, "atr")
+        ann = wfdb.rdann(base, annotator)
     except Exception as exc:
         raise RecordError(name, f"corrupt annotation file {atr.name} ({exc})") from exc
     samples = np.asarray(ann.sample, dtype=np.int64)
@@ -112,7 +116,9 @@ def load_record(mitdb_dir: Path, name: str, lead: str = PREFERRED_LEAD) -> Recor
     )
 
 
-def _pick_channel(name: str, sig_names: list[str], lead: str) -> int:
+def _pick_channel(name: str, sig_names: list[str], lead: str | None) -> int:
+    if lead is None:
+        return sig_names.index(PREFERRED_LEAD) if PREFERRED_LEAD in sig_names else 0
     if lead in sig_names:
         return sig_names.index(lead)
     raise RecordError(name, f"has no {lead} lead (leads: {', '.join(sig_names) or 'none'})")

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -70,6 +70,19 @@ class HearteyeSettings(BaseSettings):
         description="Promotion gate: how far (absolute) a candidate may fall below the current "
         "production version on DS2 S/V sensitivity, S/V +P and macro-F1.",
     )
+    gate_required_evaluations: str = Field(
+        default="",
+        description="Promotion gate: comma-separated data set digests (their first 16 hex digits "
+        "or more, as `ml evaluate` prints them) on which a candidate must have a logged "
+        "evaluation (`ml evaluate MODEL VERSION --records DIR --log`). Empty: none required.",
+    )
+    gate_min_evaluation_macro_f1: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Promotion gate: the macro-F1 (N, S, V, F) a candidate must reach on each "
+        "required evaluation.",
+    )
     promotion_lock_lease_s: float = Field(
         default=60.0,
         gt=0.0,
@@ -112,6 +125,20 @@ class HearteyeSettings(BaseSettings):
         ge=0,
         description="Extra connections a process may open beyond the pool under a burst.",
     )
+
+    @field_validator("gate_required_evaluations")
+    @classmethod
+    def _digest_ids(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            if len(item) < 16 or any(c not in "0123456789abcdefABCDEF" for c in item):
+                raise ValueError(f"{item!r} is not a data set digest (16 or more hex digits)")
+        return value
+
+    @property
+    def required_evaluations(self) -> tuple[str, ...]:
+        """The digest ids (first 16 hex digits) of the data sets the gate requires."""
+        parts = (part.strip().lower() for part in self.gate_required_evaluations.split(","))
+        return tuple(part[:16] for part in parts if part)
 
     @property
     def mitdb_path(self) -> Path:

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hearteye.dataset import BeatDataset, build_dataset
+from hearteye.evaluation.metrics import class_metrics, confusion
 from hearteye.labels import AAMI_CLASSES, DS1, DS2
 from hearteye.model.xgboost_model import DEFAULT_FEATURES, feature_columns
 from hearteye.preprocess.beat_kernels import windows
@@ -36,7 +37,6 @@ from hearteye.preprocess.config import PreprocessConfig
 from hearteye.preprocess.numeric_kernels import rolling_median, row_corr
 from hearteye.preprocess.qrs import snap_peaks
 from hearteye.records import load_record
-from training.metrics import class_metrics, confusion
 from training.xgboost_trainer import BASE_PARAMS, class_balanced_weights
 
 PARAMS = {"max_depth": 3, "learning_rate": 0.1, "num_boost_round": 150}

@@ -36,6 +36,7 @@ from torch import nn
 
 from hearteye.anchors import DE_CHAZAL_2004
 from hearteye.dataset import BeatDataset
+from hearteye.evaluation.metrics import REPORTED_CLASSES, class_metrics, confusion
 from hearteye.labels import AAMI_CLASSES
 from hearteye.model.base import apply_prior_shift
 from hearteye.model.bilstm_model import (
@@ -47,7 +48,6 @@ from hearteye.model.bilstm_model import (
     input_channels,
 )
 from training.base import FitResult, TrainingContext
-from training.metrics import REPORTED_CLASSES, class_metrics, confusion
 from training.operating_point import GRID, choose_class_weights
 
 #: Classes with fewer training beats than this keep their natural share when sampling

@@ -12,9 +12,9 @@ import itertools
 import numpy as np
 import numpy.typing as npt
 
+from hearteye.evaluation.metrics import class_metrics, confusion
 from hearteye.labels import AAMI_CLASSES
 from hearteye.model.base import apply_prior_shift
-from training.metrics import class_metrics, confusion
 
 #: Candidate multipliers for the S and V posteriors (N, F and Q stay at 1).
 GRID = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)

@@ -8,8 +8,8 @@ import numpy as np
 import numpy.typing as npt
 
 from hearteye.anchors import ANCHORS
+from hearteye.evaluation.metrics import REPORTED_CLASSES
 from hearteye.labels import AAMI_CLASSES
-from training.metrics import REPORTED_CLASSES
 
 
 def confusion_matrix_png(cm: npt.NDArray[np.int64], path: Path, title: str) -> Path:

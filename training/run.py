@@ -18,6 +18,7 @@ import numpy as np
 
 from hearteye.dataset import BeatDataset, build_dataset
 from hearteye.errors import ConfigurationError, HeartEyeError
+from hearteye.evaluation.metrics import class_metrics, confusion
 from hearteye.labels import DS1, DS2, SPLIT_PROTOCOL
 from hearteye.model.base import MODEL_KINDS
 from hearteye.model.mlflow_io import input_example, log_beat_model, register_version
@@ -34,7 +35,6 @@ from hearteye.tracking import (
 from training import plots
 from training.base import Trainer, TrainingContext
 from training.lineage import code_version, library_versions
-from training.metrics import class_metrics, confusion
 
 #: Experiment every training run is logged to.
 EXPERIMENT = "hearteye-training"

@@ -16,11 +16,11 @@ import numpy as np
 import numpy.typing as npt
 
 from hearteye.dataset import BeatDataset
+from hearteye.evaluation.metrics import class_metrics, confusion
 from hearteye.labels import AAMI_CLASSES
 from hearteye.model.base import apply_prior_shift
 from hearteye.model.xgboost_model import DEFAULT_FEATURES, XGBoostBeatModel, feature_columns
 from training.base import FitResult, TrainingContext
-from training.metrics import class_metrics, confusion
 from training.operating_point import choose_v_weight
 
 #: Hyper-parameter candidates compared by grouped cross-validation on DS1. Class weights are

@@ -225,6 +225,36 @@ def metric_checks(
     return checks
 
 
+def evaluation_checks(candidate: Mapping[str, str], settings: HearteyeSettings) -> list[Check]:
+    """One check per data set the settings require an evaluation on (pure, over version tags)."""
+    from hearteye.registry.evaluations import version_evaluations
+
+    floor = float(settings.gate_min_evaluation_macro_f1)
+    found = version_evaluations(candidate)
+    checks = []
+    for digest_id in settings.required_evaluations:
+        summary = found.get(digest_id)
+        value = parse_metric(str(summary.get("macro_f1"))) if summary else None
+        if summary is None:
+            detail = (
+                f"no evaluation on data set {digest_id}: run `ml evaluate MODEL VERSION "
+                "--records DIR --log` on it"
+            )
+        else:
+            detail = f"{summary.get('dataset', '?')}, run {summary.get('run_id', '?')}"
+        checks.append(
+            Check(
+                name=f"evaluation {digest_id}",
+                passed=value is not None and value >= floor - _EPS,
+                value=value,
+                reference=floor,
+                rule=f"evaluated, macro-F1 >= {floor:.4f}",
+                detail=detail,
+            )
+        )
+    return checks
+
+
 def protocol_check(candidate: Mapping[str, str]) -> Check:
     """The candidate's DS2 metrics come from the inter-patient DS1/DS2 protocol (pure)."""
     value = candidate.get(SPLIT_PROTOCOL_TAG)
@@ -286,6 +316,7 @@ def evaluate_gate(
     """All checks for one candidate (pure given the artifact check's outcome)."""
     checks: list[Check] = [protocol_check(candidate_tags)]
     checks += metric_checks(candidate_tags, production_tags, production_version, settings)
+    checks += evaluation_checks(candidate_tags, settings)
     if artifacts is not None:
         checks.append(artifacts)
     return GateResult(

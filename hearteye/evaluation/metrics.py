@@ -1,4 +1,4 @@
-"""DS2 evaluation: per-class sensitivity, positive predictivity and F1, macro-F1 and accuracy."""
+"""Per-class sensitivity, positive predictivity and F1, macro-F1 and accuracy (DS2 and `ml evaluate`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Scoring beat classifiers against reference annotations: per-class metrics and `ml evaluate`."""
