@@ -53,7 +53,6 @@ def main() -> int:
         else:
             options = ["--reason", "demo: full training"]
         run(ML, "promote", model, version, "--yes", *options)
-    run(ML, "db", "upgrade")
     users = json.loads(run(ML, "users", "list", "--json", capture=True))
     if not any(u["username"] == USER for u in users):
         run(ML, "users", "add", USER, "--role", "clinician", "--password-stdin", stdin=PASSWORD)
