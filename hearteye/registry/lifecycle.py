@@ -96,7 +96,7 @@ def plan_promotion(registry: Registry, model: str, version: str | int) -> Plan:
         production_version,
         production.tags if production else None,
         registry.settings,
-        artifact_check(candidate.model_uri),
+        artifact_check(candidate.model_uri, registry.target),
     )
     return Plan("promote", model, candidate.version, production_version, gate)
 
@@ -151,7 +151,9 @@ def plan_rollback(registry: Registry, model: str, to: str | int | None = None) -
     current = get_production_version(registry, model)
     target = rollback_target(model, get_history(registry, model), current, to)
     info = get_version(registry, model, target)
-    gate = GateResult(model, info.version, current, (artifact_check(info.model_uri),))
+    gate = GateResult(
+        model, info.version, current, (artifact_check(info.model_uri, registry.target),)
+    )
     return Plan("rollback", model, info.version, current, gate)
 
 
