@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
@@ -14,6 +16,7 @@ from hearteye.registry import (
     NothingToRollBackError,
     Registry,
     RegistryError,
+    connect,
     get_history,
     get_model,
     get_production_version,
@@ -252,3 +255,29 @@ def test_list_models_shows_versions_metrics_and_production(
     assert xgb["versions"][0]["metrics"]["ds2_V_ppv"] == pytest.approx(0.92)
     assert xgb["versions"][0]["tags"]["split_protocol"] == "inter-patient-DS1-DS2"
     assert infos["ecg-bilstm"].production_version is None
+
+
+def test_registry_handles_keep_no_process_wide_mlflow_state(
+    registry: Registry,
+    register: Register,
+    template_db: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second handle, on another store, does not redirect the first one's gate."""
+    import mlflow
+
+    from hearteye.settings import HearteyeSettings
+
+    version = register()
+    other = tmp_path / "other.db"
+    shutil.copy(template_db, other)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{other}")
+    connect(probe=False)
+    event = promote(registry, "ecg-xgboost", version)  # downloads from `registry`'s own store
+    assert event.to_version == version
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    connect(HearteyeSettings(home=tmp_path / "embedded"), probe=False)
+    assert not mlflow.is_tracking_uri_set()
+    assert "MLFLOW_TRACKING_URI" not in os.environ
