@@ -16,9 +16,9 @@ def status(app: AppContext, as_json: bool) -> None:
 
     Exits 1 when the tracking target does not answer.
     """
-    from hearteye.tracking import check_reachable, configure_mlflow
+    from hearteye.tracking import check_reachable, prepare_target
 
-    target = configure_mlflow(app.settings)
+    target = prepare_target(app.settings)
     reach = check_reachable(target)
     error = reach.error
     models: dict[str, str | None] = {}

@@ -23,16 +23,16 @@ password_stdin_option = click.option(
 
 def _store(app: AppContext) -> UserStore:
     from hearteye_platform.db import (
-        check_schema,
         create_db_engine,
         create_session_factory,
         database_config,
+        ensure_schema,
     )
     from hearteye_platform.identity import UserStore
 
     config = database_config(app.settings)
     engine = create_db_engine(config.url, pooled=False)
-    check_schema(engine)
+    ensure_schema(engine)
     return UserStore(create_session_factory(engine))
 
 

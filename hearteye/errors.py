@@ -39,3 +39,12 @@ class SignalError(HeartEyeError):
         self.field = field
         self.problem = problem
         super().__init__(f"{field}: {problem}")
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of ``exc``'s message, at most ``limit`` characters, for one-line errors.
+
+    An exception without a message is named by its type, so the line is never empty.
+    """
+    message = str(exc).strip()
+    return (message.splitlines()[0] if message else type(exc).__name__)[:limit]

@@ -8,6 +8,8 @@ uses an embedded store under ``HEARTEYE_HOME``: a sqlite database and a local ar
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,16 +61,42 @@ def tracking_target(settings: HearteyeSettings) -> TrackingTarget:
     )
 
 
-def configure_mlflow(settings: HearteyeSettings) -> TrackingTarget:
-    """Point the mlflow client library at the effective target (creating the embedded store's folder)."""
-    import mlflow
+def prepare_target(settings: HearteyeSettings) -> TrackingTarget:
+    """The effective target, with the embedded store's folder created; sets no process state.
 
+    Library code passes the target (or a client built from it) explicitly; it never points the
+    mlflow library itself at a URI for the rest of the process.
+    """
     target = tracking_target(settings)
     if target.embedded and target.artifact_root is not None:
         target.artifact_root.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(target.uri)
-    mlflow.set_registry_uri(target.uri)
     return target
+
+
+@contextmanager
+def fluent_api_on(target: TrackingTarget) -> Iterator[None]:
+    """Point MLflow's fluent API at ``target`` for the block only, then put back what was there.
+
+    For the calls that take no client (``mlflow.start_run``, ``log_metrics``, ``pyfunc.log_model``:
+    a training run). MLflow mirrors the URI it is given into ``MLFLOW_TRACKING_URI``; both the
+    in-process URI and the variable are restored on exit, so nothing outlives the block.
+    """
+    import mlflow
+
+    variable = os.environ.get("MLFLOW_TRACKING_URI")
+    effective = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    # A URI set in-process that differs from the variable is put back; otherwise none is (the
+    # variable, or MLflow's default, applies again).
+    pinned = effective if effective is not None and effective != variable else None
+    mlflow.set_tracking_uri(target.uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(pinned)  # type: ignore[arg-type]  # None: unset, as MLflow allows
+        if variable is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = variable
 
 
 def ensure_experiment(client: MlflowClient, target: TrackingTarget, name: str) -> str:

@@ -53,13 +53,13 @@ def main() -> int:
         else:
             options = ["--reason", "demo: full training"]
         run(ML, "promote", model, version, "--yes", *options)
-    run(ML, "db", "upgrade")
     users = json.loads(run(ML, "users", "list", "--json", capture=True))
     if not any(u["username"] == USER for u in users):
         run(ML, "users", "add", USER, "--role", "clinician", "--password-stdin", stdin=PASSWORD)
 
-    log = (home / "demo-api.log").open("ab")
-    say(f"$ ml serve --port {PORT} --workers 1   (in the background, log: {home / 'demo-api.log'})")
+    log_path = home / "demo-api.log"
+    log = log_path.open("ab")
+    say(f"$ ml serve --port {PORT} --workers 1   (in the background, log: {shown(log_path)})")
     api = subprocess.Popen(
         [ML, "serve", "--port", str(PORT), "--workers", "1"],
         stdout=log,
@@ -73,9 +73,17 @@ def main() -> int:
         f"\nThe API keeps running at {URL} (docs: {URL}/api/docs; pid {api.pid}, "
         f"stop it with `make demo-stop`).\n"
         f"MLflow UI for the embedded store: .venv/bin/mlflow ui --backend-store-uri "
-        f"sqlite:///{home / 'mlflow' / 'mlflow.db'} --port 5000"
+        f"sqlite:///{shown(home / 'mlflow' / 'mlflow.db')} --port 5000"
     )
     return 0
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the working directory when below it: what a reader can run as is."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def summary(result: dict[str, Any], quick: bool) -> str:

@@ -27,8 +27,9 @@ from hearteye.records import load_record
 from hearteye.settings import HearteyeSettings
 from hearteye.tracking import (
     TrackingTarget,
-    configure_mlflow,
     ensure_experiment,
+    fluent_api_on,
+    prepare_target,
     require_reachable,
     translate_mlflow_error,
 )
@@ -138,9 +139,9 @@ def train(
     records = QUICK_RECORDS if quick else {"DS1": DS1, "DS2": DS2}
 
     # Fail fast, before any work: the tracking server must answer and accept our credentials.
-    target = configure_mlflow(settings)
+    target = prepare_target(settings)
     require_reachable(target)
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=target.uri, registry_uri=target.uri)
 
     def build(split: str) -> BeatDataset:
         names = records[split]
@@ -162,23 +163,24 @@ def train(
 
     try:
         experiment_id = ensure_experiment(client, target, EXPERIMENT)
-        return _run(
-            kind=kind,
-            trainer=trainer,
-            client=client,
-            target=target,
-            experiment_id=experiment_id,
-            ds1=ds1,
-            ds2=ds2,
-            config=config,
-            settings=settings,
-            quick=quick,
-            seed=seed,
-            device=resolved_device,
-            status=status,
-            track=track,
-            started=started,
-        )
+        with fluent_api_on(target):
+            return _run(
+                kind=kind,
+                trainer=trainer,
+                client=client,
+                target=target,
+                experiment_id=experiment_id,
+                ds1=ds1,
+                ds2=ds2,
+                config=config,
+                settings=settings,
+                quick=quick,
+                seed=seed,
+                device=resolved_device,
+                status=status,
+                track=track,
+                started=started,
+            )
     except HeartEyeError:
         raise
     except Exception as exc:

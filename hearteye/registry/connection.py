@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from hearteye.settings import HearteyeSettings, get_settings
 from hearteye.tracking import (
     TrackingTarget,
-    configure_mlflow,
+    prepare_target,
     require_reachable,
     tracking_username,
     translate_mlflow_error,
@@ -39,7 +39,7 @@ class Registry:
 
 
 def connect(settings: HearteyeSettings | None = None, *, probe: bool = True) -> Registry:
-    """Point MLflow at the effective target and return a handle; fails fast if a server is down.
+    """A handle on the effective target (its own client; no process state); fails fast if a server is down.
 
     ``probe`` sends one short authenticated request first, so a server that is down or refuses the
     credentials gives a one-line :class:`~hearteye.tracking.TrackingError` within seconds instead of
@@ -48,7 +48,7 @@ def connect(settings: HearteyeSettings | None = None, *, probe: bool = True) -> 
     from mlflow import MlflowClient
 
     settings = settings or get_settings()
-    target = configure_mlflow(settings)
+    target = prepare_target(settings)
     if probe and not target.embedded:
         require_reachable(target)
     client = MlflowClient(tracking_uri=target.uri, registry_uri=target.uri)

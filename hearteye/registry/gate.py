@@ -1,7 +1,7 @@
 """The promotion gate: absolute floors, no regression against production, protocol, smoke load.
 
-:func:`metric_checks` and :func:`protocol_check` are pure; :func:`artifact_check` loads the version
-(any MLflow pyfunc) and runs a smoke prediction on its saved input example. :func:`evaluate_gate`
+:func:`metric_checks` and :func:`protocol_check` are pure; :func:`artifact_check` downloads the
+version and runs serving's own load and smoke prediction on it (:mod:`hearteye.model.smoke`). :func:`evaluate_gate`
 combines them into a :class:`GateResult` that lists every check, passed or not.
 """
 
@@ -10,12 +10,16 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
+from hearteye.errors import first_line
 from hearteye.labels import SPLIT_PROTOCOL
+from hearteye.model.smoke import SmokeTestError, load_and_check
 from hearteye.registry.errors import RegistryError
 from hearteye.registry.metrics import SPLIT_PROTOCOL_TAG, parse_metric
 from hearteye.settings import HearteyeSettings
+from hearteye.tracking import TrackingTarget
 
 #: Absolute floors: metric tag -> settings field holding the value the candidate must exceed.
 FLOORS: Final[dict[str, str]] = {
@@ -268,36 +272,34 @@ def protocol_check(candidate: Mapping[str, str]) -> Check:
     )
 
 
-def artifact_check(model_uri: str) -> Check:
-    """Load ``model_uri`` as a pyfunc, predict its saved input example, expect a non-empty answer.
+def artifact_check(model_uri: str, target: TrackingTarget) -> Check:
+    """Download ``model_uri`` from ``target`` and run serving's load and smoke prediction on it.
 
-    Generic over any pyfunc. Every failure (missing or corrupt files, no input example, a predict
-    that raises or answers nothing) becomes a failed, non-overridable check naming the cause.
+    :func:`hearteye.model.smoke.load_and_check` is the check every serving worker runs before it
+    swaps a version in, so the gate refuses what serving would refuse. Every failure (missing or
+    corrupt files, no input example, a predict that raises, no beats, probabilities that are not
+    finite and normalised) becomes a failed, non-overridable check naming the cause.
     """
     import mlflow
-    from mlflow.models import Model
 
-    rule = "loads, predicts its input example"
+    rule = "loads, predicts its input example as serving does"
     try:
         with tempfile.TemporaryDirectory(prefix="hearteye-gate-") as tmp:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
-            model = mlflow.pyfunc.load_model(local)
-            metadata = Model.load(local)
-            example = metadata.load_input_example(local)
-            if example is None:
-                detail = "the model was logged without an input example"
-                return _artifact_failure(model_uri, rule, detail)
-            params = metadata.load_input_example_params(local)
-            output = model.predict(example, params=params) if params else model.predict(example)
-            size = _output_size(output)
-    except Exception as exc:  # any failure to load or predict is the check's answer
-        return _artifact_failure(model_uri, rule, f"{type(exc).__name__}: {_first_line(exc)}")
-    if size == 0:
-        return _artifact_failure(model_uri, rule, "the smoke prediction returned nothing")
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=model_uri,
+                dst_path=tmp,
+                tracking_uri=target.uri,
+                registry_uri=target.uri,
+            )
+            checked = load_and_check(Path(local))
+    except SmokeTestError as exc:
+        return _artifact_failure(model_uri, rule, str(exc))
+    except Exception as exc:  # a failed download is the check's answer too
+        return _artifact_failure(model_uri, rule, f"download failed: {first_line(exc)}")
     return Check(
         name="artifacts",
         passed=True,
-        value=f"{size} output row(s)",
+        value=f"{checked.beats} beat(s)",
         reference=model_uri,
         rule=rule,
         overridable=False,
@@ -335,20 +337,6 @@ def with_forced(result: GateResult, forced: bool) -> GateResult:
     )
 
 
-def _output_size(output: Any) -> int:
-    if output is None:
-        return 0
-    shape = getattr(output, "shape", None)
-    if shape is not None:
-        return int(shape[0]) if len(shape) else 1
-    if isinstance(output, (str, bytes)):
-        return len(output)
-    try:
-        return len(output)
-    except TypeError:
-        return 1
-
-
 def _artifact_failure(model_uri: str, rule: str, detail: str) -> Check:
     return Check(
         name="artifacts",
@@ -366,11 +354,6 @@ def _missing(metric: str, tags: Mapping[str, str]) -> str:
     if raw is None:
         return f"no '{metric}' tag"
     return f"'{metric}'={raw!r} is not a fraction in [0, 1]"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else "")[:300]
 
 
 def _fmt(value: float | str | None) -> str:

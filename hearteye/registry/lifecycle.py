@@ -26,6 +26,7 @@ from hearteye.registry.errors import (
     RegistryError,
 )
 from hearteye.registry.gate import (
+    Check,
     GateRefusedError,
     GateResult,
     artifact_check,
@@ -96,7 +97,7 @@ def plan_promotion(registry: Registry, model: str, version: str | int) -> Plan:
         production_version,
         production.tags if production else None,
         registry.settings,
-        artifact_check(candidate.model_uri),
+        _artifact_check(registry, model, candidate.version),
     )
     return Plan("promote", model, candidate.version, production_version, gate)
 
@@ -151,7 +152,9 @@ def plan_rollback(registry: Registry, model: str, to: str | int | None = None) -
     current = get_production_version(registry, model)
     target = rollback_target(model, get_history(registry, model), current, to)
     info = get_version(registry, model, target)
-    gate = GateResult(model, info.version, current, (artifact_check(info.model_uri),))
+    gate = GateResult(
+        model, info.version, current, (_artifact_check(registry, model, info.version),)
+    )
     return Plan("rollback", model, info.version, current, gate)
 
 
@@ -306,6 +309,17 @@ def _apply(
             "this promotion abandoned (it took longer than the lock lease): check `ml history`"
         )
     return event
+
+
+def _artifact_check(registry: Registry, model: str, version: str) -> Check:
+    """The gate's artifact check on the version's files, located by the registry's own client.
+
+    (``models:/name/version`` is not used: MLflow resolves such a URI with the process-wide
+    registry URI, whatever URI the download is given.)
+    """
+    with mlflow_errors(registry.target, f"locate the files of {model} version {version}"):
+        source = registry.client.get_model_version_download_uri(model, version)
+    return artifact_check(str(source), registry.target)
 
 
 def _registered_model_description(registry: Registry, model: str) -> str:

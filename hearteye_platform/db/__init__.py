@@ -27,6 +27,7 @@ from hearteye_platform.db.migrate import (
     UpgradeResult,
     check_schema,
     current_revision,
+    ensure_schema,
     head_revision,
     upgrade_database,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "current_revision",
     "database_config",
     "default_database_url",
+    "ensure_schema",
     "head_revision",
     "normalise_database_url",
     "redact",

@@ -20,7 +20,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from filelock import FileLock, Timeout
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
@@ -101,11 +101,38 @@ def check_schema(engine: Engine) -> None:
     with engine.connect() as connection:
         current = _current(connection)
     head = head_revision()
-    if current != head:
+    if current == head:
+        return
+    if current is None and _is_empty(engine):
         raise SchemaOutOfDateError(
-            f"platform database {redact(engine.url)} is at revision {current or 'none (empty)'}, "
-            f"this code needs {head}: run `ml db upgrade`"
+            f"platform database {redact(engine.url)} is empty: run `ml db upgrade` as the schema "
+            "owner (HEARTEYE_DATABASE_OWNER_URL), or start the serving tier, which creates it"
         )
+    raise SchemaOutOfDateError(
+        f"platform database {redact(engine.url)} is at revision {current or 'none'}, "
+        f"this code needs {head}: run `ml db upgrade`"
+    )
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Make the database behind ``engine`` usable by this code, or raise ``SchemaOutOfDateError``.
+
+    An embedded (sqlite file) database that holds nothing yet, as on a new ``HEARTEYE_HOME``, is
+    created at head, as MLflow creates a new store. A database that holds anything is only
+    checked: one at another revision needs an explicit ``ml db upgrade``. An empty PostgreSQL
+    database is refused too: the runtime URL is the least-privileged application role, which may
+    not create tables, and the schema must be created by its owner (who also grants that role
+    its rights), never implicitly by whichever process touches it first.
+    """
+    url = engine.url.render_as_string(hide_password=False)
+    if is_sqlite(url) and sqlite_path(url) is not None and _is_empty(engine):
+        upgrade_database(url)
+    check_schema(engine)
+
+
+def _is_empty(engine: Engine) -> bool:
+    """Whether the database holds no table at all (never migrated, nothing else in it)."""
+    return not inspect(engine).get_table_names()
 
 
 def upgrade_database(

@@ -49,9 +49,6 @@ def nginx_client(stack: NativeStack) -> httpx.Client:
 def on_stack(stack: NativeStack, home: Path, mitdb_dir: Path) -> Iterator[None]:
     """MLflow (library and CLI) on the stack through nginx as its admin; HeartEye's state in
     ``home``; the platform database as the application role (what `ml users` needs)."""
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", stack.mlflow_uri)
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
@@ -61,9 +58,6 @@ def on_stack(stack: NativeStack, home: Path, mitdb_dir: Path) -> Iterator[None]:
         mp.setenv("HEARTEYE_MITDB_DIR", str(mitdb_dir))
         mp.setenv("HEARTEYE_DATABASE_URL", stack.env["HEARTEYE_DATABASE_URL"])
         mp.delenv("HEARTEYE_DATABASE_OWNER_URL", raising=False)
-        # `configure_mlflow` sets the URI in-process, which outranks the variable: restore it.
-        mp.setattr(tracking_utils, "_tracking_uri", stack.mlflow_uri)
-        mp.setattr(registry_utils, "_registry_uri", stack.mlflow_uri)
         get_settings.cache_clear()
         try:
             yield

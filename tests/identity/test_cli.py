@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -48,11 +49,26 @@ def test_db_upgrade_and_current(isolated_state: Path) -> None:
     assert ml("db", "current").stdout.strip() == "0001"
 
 
-def test_users_need_an_upgraded_database(isolated_state: Path) -> None:
+def test_users_add_on_a_new_home_creates_the_database(isolated_state: Path) -> None:
+    """First run: no `ml db upgrade` before `ml users add` on an embedded database."""
+    assert not (isolated_state / "hearteye.db").exists()
+    added = ml("users", "add", "first", "--role", "admin", "--password-stdin", input=PASSWORD)
+    assert added.exit_code == 0, added.output
+    assert "Added admin first" in added.stderr
+    assert ml("db", "current").stdout.strip() == "0001"
+    assert ml("users", "list", "--json").exit_code == 0
+
+
+def test_users_refuse_an_existing_database_at_another_revision(upgraded: Path) -> None:
+    """Only an empty database is created implicitly; an existing one is never migrated by it."""
+    database = upgraded / "hearteye.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0000'")
     result = ml("users", "list")
     assert result.exit_code == 1
-    assert "run `ml db upgrade`" in result.stderr
+    assert "is at revision 0000, this code needs 0001: run `ml db upgrade`" in result.stderr
     assert "Traceback" not in result.output
+    assert ml("db", "current").stdout.strip() == "0000"  # left as it was
 
 
 def test_add_list_disable_enable(upgraded: Path) -> None:

@@ -18,6 +18,7 @@ from hearteye_platform.db import (
     check_schema,
     create_db_engine,
     current_revision,
+    ensure_schema,
     head_revision,
     upgrade_database,
 )
@@ -141,6 +142,19 @@ def test_app_role_cannot_migrate_a_fresh_database(pg_admin_url: str) -> None:
         with pytest.raises(MigrationError, match="'he_no_such_role' does not exist"):
             upgrade_database(database.owner_url, app_role="he_no_such_role")
         assert current_revision(database.owner_url) is None  # refused before migrating
+    finally:
+        drop_database(database)
+
+
+def test_an_empty_postgresql_database_is_not_created_implicitly(pg_admin_url: str) -> None:
+    """The runtime (application) role may not create the schema: its owner must."""
+    database = create_database(pg_admin_url)
+    try:
+        engine = create_db_engine(database.owner_url, pooled=False)
+        with pytest.raises(SchemaOutOfDateError, match="is empty: run `ml db upgrade` as the"):
+            ensure_schema(engine)
+        engine.dispose()
+        assert current_revision(database.owner_url) is None
     finally:
         drop_database(database)
 

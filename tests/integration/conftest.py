@@ -114,16 +114,10 @@ def _keep_logs(state: Path) -> None:
 @pytest.fixture
 def stack_mlflow_env(native_stack: NativeStack, monkeypatch: pytest.MonkeyPatch) -> NativeStack:
     """MLflow pointed at the stack (through nginx) as the admin user, for one test."""
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
     monkeypatch.setenv("MLFLOW_TRACKING_URI", native_stack.mlflow_uri)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", native_stack.admin[0])
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", native_stack.admin[1])
-    # A URI set in-process (mlflow.set_tracking_uri) outranks the variable: set ours, then restore.
-    monkeypatch.setattr(tracking_utils, "_tracking_uri", native_stack.mlflow_uri)
-    monkeypatch.setattr(registry_utils, "_registry_uri", native_stack.mlflow_uri)
     return native_stack
 
 

@@ -29,7 +29,7 @@ from hearteye.registry import (
 from hearteye.settings import get_settings
 from hearteye.tracking import TrackingError
 from tests.integration.native_stack import NativeStack
-from tests.registry.fakes import EXAMPLE, GOOD_METRICS, BeatLabeler, requirements, version_tags
+from tests.registry.fakes import GOOD_METRICS, log_tiny_beat_model, version_tags
 from tests.registry.test_race import assert_consistent, run_contenders
 
 pytestmark = pytest.mark.integration
@@ -63,13 +63,7 @@ def logged_model(on_stack: Registry) -> str:
 
     experiment_id = ensure_experiment(on_stack.client, on_stack.target, "it-registry")
     with mlflow.start_run(experiment_id=experiment_id):
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=BeatLabeler(),
-            input_example=EXAMPLE,
-            pip_requirements=requirements(),
-        )
-    return str(info.model_uri)
+        return log_tiny_beat_model()
 
 
 @pytest.fixture
@@ -156,12 +150,7 @@ def test_broken_artifacts_in_s3_are_refused(
     promote(on_stack, model_name, v1)
     experiment_id = ensure_experiment(on_stack.client, on_stack.target, "it-registry")
     with mlflow.start_run(experiment_id=experiment_id):
-        uri = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=BeatLabeler(),
-            input_example=EXAMPLE,
-            pip_requirements=requirements(),
-        ).model_uri
+        uri = log_tiny_beat_model()
     broken = register(model_uri=uri)
     model_id = uri.removeprefix("models:/")
     s3 = native_stack.s3_client()
@@ -172,9 +161,9 @@ def test_broken_artifacts_in_s3_are_refused(
         for obj in page.get("Contents", [])
         if f"/{model_id}/" in obj["Key"]
     ]
-    pickles = [key for key in keys if key.endswith("/python_model.pkl")]
-    assert pickles, keys
-    s3.put_object(Bucket=bucket, Key=pickles[0], Body=b"not a pickle")
+    boosters = [key for key in keys if key.endswith("/classifier/booster.ubj")]
+    assert boosters, keys
+    s3.put_object(Bucket=bucket, Key=boosters[0], Body=b"not a booster")
 
     with pytest.raises(GateRefusedError, match="artifacts") as refused:
         promote(on_stack, model_name, broken, force=True, reason="try anyway")

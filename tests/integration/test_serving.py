@@ -131,9 +131,6 @@ def served(
     """Both models quick-trained on the stack and in production; XGBoost twice (v_a, v_b)."""
     if not native_stack.serving_enabled:
         pytest.skip("the native stack runs without its serving tier")
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
     from hearteye_platform.db import create_db_engine, create_session_factory
     from hearteye_platform.identity import UserStore
 
@@ -145,8 +142,6 @@ def served(
         mp.setenv("MLFLOW_TRACKING_PASSWORD", native_stack.admin[1])
         mp.setenv("HEARTEYE_HOME", str(home))
         mp.setenv("HEARTEYE_MITDB_DIR", str(mitdb_dir))
-        mp.setattr(tracking_utils, "_tracking_uri", native_stack.mlflow_uri)
-        mp.setattr(registry_utils, "_registry_uri", native_stack.mlflow_uri)
 
         v_a = _train("xgboost", home, mitdb_dir, beat_cache_dir)
         v_bilstm = _train("bilstm", home, mitdb_dir, beat_cache_dir)

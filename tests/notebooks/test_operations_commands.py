@@ -196,26 +196,15 @@ def test_promote_history_and_rollback_as_documented(
 
     from hearteye.registry import connect, get_history, get_production_version
     from hearteye.tracking import ensure_experiment
-    from tests.registry.fakes import (
-        EXAMPLE,
-        GOOD_METRICS,
-        BeatLabeler,
-        requirements,
-        version_tags,
-    )
+    from tests.registry.fakes import GOOD_METRICS, log_tiny_beat_model, version_tags
 
     monkeypatch.chdir(isolated_state)
     registry = connect(probe=False)
     experiment_id = ensure_experiment(registry.client, registry.target, "operations-doc")
     with mlflow.start_run(experiment_id=experiment_id):
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=BeatLabeler(),
-            input_example=EXAMPLE,
-            pip_requirements=requirements(),
-        )
+        model_uri = log_tiny_beat_model()
     for _ in range(3):
-        version = mlflow.register_model(info.model_uri, "ecg-xgboost").version
+        version = mlflow.register_model(model_uri, "ecg-xgboost").version
         for key, value in version_tags(GOOD_METRICS).items():
             registry.client.set_model_version_tag("ecg-xgboost", str(version), key, value)
 

@@ -7,12 +7,18 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
 from hearteye.labels import SPLIT_PROTOCOL
 from hearteye.registry import Registry, connect
-from tests.registry.fakes import EXAMPLE, GOOD_METRICS, BeatLabeler, requirements, version_tags
+from tests.registry.fakes import (
+    GOOD_METRICS,
+    HEALTHY_WEIGHTS,
+    log_tiny_beat_model,
+    version_tags,
+)
 
 Register = Callable[..., str]
 
@@ -42,25 +48,31 @@ def with_settings(registry: Registry, **changes: Any) -> Registry:
 
 @pytest.fixture
 def log_model(registry: Registry) -> Callable[..., str]:
-    """Log a fresh tiny pyfunc model; returns its model URI (``models:/m-…``)."""
+    """Log a fresh tiny real beat model; returns its model URI (``models:/m-…``).
+
+    ``class_weights``: its operating point (``NAN_WEIGHTS``: a model serving refuses).
+    ``input_example=False``: the logged model's input example is deleted afterwards.
+    """
     import mlflow
 
     from hearteye.tracking import ensure_experiment
 
     experiment_id = ensure_experiment(registry.client, registry.target, "registry-tests")
 
-    def _log(input_example: bool = True) -> str:
+    def _log(input_example: bool = True, class_weights: tuple[float, ...] = HEALTHY_WEIGHTS) -> str:
         with mlflow.start_run(experiment_id=experiment_id):
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=BeatLabeler(),
-                input_example=EXAMPLE if input_example else None,
-                signature=None if input_example else mlflow.models.infer_signature(EXAMPLE),
-                pip_requirements=requirements(),
-            )
-        return str(info.model_uri)
+            uri = log_tiny_beat_model(class_weights)
+        if not input_example:
+            (model_files(registry, uri) / "input_example.json").unlink()
+        return uri
 
     return _log
+
+
+def model_files(registry: Registry, model_uri: str) -> Path:
+    """Where the embedded store keeps a logged model's files."""
+    location = registry.client.get_logged_model(model_uri.removeprefix("models:/"))
+    return Path(urlparse(location.artifact_location).path)
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
@@ -12,7 +10,15 @@ from hearteye.labels import SPLIT_PROTOCOL
 from hearteye.registry import Registry, artifact_check, evaluate_gate, metric_checks
 from hearteye.registry.gate import GateRefusedError, protocol_check
 from hearteye.settings import HearteyeSettings
-from tests.registry.fakes import GOOD_METRICS, version_tags
+from tests.registry.conftest import model_files
+from tests.registry.fakes import (
+    EXAMPLE,
+    GOOD_METRICS,
+    NAN_WEIGHTS,
+    BeatLabeler,
+    requirements,
+    version_tags,
+)
 
 SETTINGS = HearteyeSettings()
 
@@ -105,16 +111,16 @@ def test_evaluate_gate_lists_every_check_and_refusal_names_each_failure() -> Non
 
 
 def test_artifact_check_loads_and_predicts(registry: Registry, shared_model_uri: str) -> None:
-    check = artifact_check(shared_model_uri)
+    check = artifact_check(shared_model_uri, registry.target)
     assert check.passed, check.detail
     assert not check.overridable
-    assert check.value == "4 output row(s)"
+    assert check.value == "12 beat(s)"  # the synthetic example's beats
 
 
 def test_artifact_check_without_input_example_fails(
     registry: Registry, log_model: Callable[..., str]
 ) -> None:
-    check = artifact_check(log_model(input_example=False))
+    check = artifact_check(log_model(input_example=False), registry.target)
     assert not check.passed
     assert "input example" in check.detail
 
@@ -123,9 +129,31 @@ def test_artifact_check_with_missing_files_fails(
     registry: Registry, log_model: Callable[..., str]
 ) -> None:
     uri = log_model()
-    model_id = uri.removeprefix("models:/")
-    location = registry.client.get_logged_model(model_id).artifact_location
-    (Path(urlparse(location).path) / "python_model.pkl").unlink()
-    check = artifact_check(uri)
+    (model_files(registry, uri) / "artifacts/beat_model/classifier/booster.ubj").unlink()
+    check = artifact_check(uri, registry.target)
     assert not check.passed
-    assert check.detail  # names the cause
+    assert check.detail.startswith("load failed: ")  # names the cause
+
+
+def test_artifact_check_applies_serving_rules(
+    registry: Registry, log_model: Callable[..., str]
+) -> None:
+    """NaN probabilities, and a pyfunc that answers rows but is no beat model: both refused."""
+    import mlflow
+
+    from hearteye.tracking import ensure_experiment
+
+    check = artifact_check(log_model(class_weights=NAN_WEIGHTS), registry.target)
+    assert not check.passed
+    assert check.detail == "smoke failed: probabilities are not finite / normalised"
+
+    with mlflow.start_run(experiment_id=ensure_experiment(registry.client, registry.target, "g")):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=BeatLabeler(),
+            input_example=EXAMPLE,
+            pip_requirements=requirements(),
+        )
+    check = artifact_check(info.model_uri, registry.target)
+    assert not check.passed
+    assert check.detail.startswith("load failed: model directory")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -13,6 +16,7 @@ from hearteye.registry import (
     NothingToRollBackError,
     Registry,
     RegistryError,
+    connect,
     get_history,
     get_model,
     get_production_version,
@@ -21,7 +25,8 @@ from hearteye.registry import (
     rollback,
 )
 from hearteye.registry.ledger import STATE_ABORTED, TAG_STATE
-from tests.registry.conftest import Register
+from tests.registry.conftest import Register, model_files
+from tests.registry.fakes import NAN_WEIGHTS
 
 
 def test_promote_moves_the_alias_and_records_the_event(
@@ -104,20 +109,42 @@ def test_wrong_protocol_is_refused(registry: Registry, register: Register) -> No
 
 
 def test_broken_artifacts_are_refused_even_with_force(
-    registry: Registry, register: Register, log_model: object
+    registry: Registry, register: Register, log_model: Callable[..., str]
 ) -> None:
     v1 = register()
     promote(registry, "ecg-xgboost", v1)
-    uri = log_model()  # type: ignore[operator]
+    uri = log_model()
     broken = register(model_uri=uri)
     location = registry.client.get_logged_model(uri.removeprefix("models:/")).artifact_location
-    (Path(urlparse(location).path) / "MLmodel").write_text("not: [valid")
+    booster = Path(urlparse(location).path) / "artifacts/beat_model/classifier/booster.ubj"
+    booster.write_bytes(b"not a booster")
 
     with pytest.raises(GateRefusedError, match="artifacts") as refused:
         promote(registry, "ecg-xgboost", broken)
     assert [c.name for c in refused.value.result.failures] == ["artifacts"]
     with pytest.raises(GateRefusedError, match="not overridable"):
         promote(registry, "ecg-xgboost", broken, force=True, reason="urgent")
+    assert get_production_version(registry, "ecg-xgboost") == v1
+
+
+def test_a_version_serving_would_refuse_is_refused_at_promotion(
+    registry: Registry, register: Register, log_model: Callable[..., str]
+) -> None:
+    """A real beat model whose operating point went wrong (NaN probabilities): it loads and answers
+    rows, so a gate that only wants an answer passed it, and every serving worker refused it."""
+    from serving.loading import VersionLoadError, load_version
+
+    uri = log_model(class_weights=NAN_WEIGHTS)
+    with pytest.raises(VersionLoadError, match="smoke failed: probabilities are not finite"):
+        load_version("ecg-xgboost", "0", None, model_files(registry, uri), "registry")
+
+    v1 = register()
+    promote(registry, "ecg-xgboost", v1)
+    bad = register(model_uri=uri)
+    with pytest.raises(GateRefusedError, match="probabilities are not finite / normalised"):
+        promote(registry, "ecg-xgboost", bad)
+    with pytest.raises(GateRefusedError, match="not overridable"):
+        promote(registry, "ecg-xgboost", bad, force=True, reason="urgent")
     assert get_production_version(registry, "ecg-xgboost") == v1
 
 
@@ -228,3 +255,29 @@ def test_list_models_shows_versions_metrics_and_production(
     assert xgb["versions"][0]["metrics"]["ds2_V_ppv"] == pytest.approx(0.92)
     assert xgb["versions"][0]["tags"]["split_protocol"] == "inter-patient-DS1-DS2"
     assert infos["ecg-bilstm"].production_version is None
+
+
+def test_registry_handles_keep_no_process_wide_mlflow_state(
+    registry: Registry,
+    register: Register,
+    template_db: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second handle, on another store, does not redirect the first one's gate."""
+    import mlflow
+
+    from hearteye.settings import HearteyeSettings
+
+    version = register()
+    other = tmp_path / "other.db"
+    shutil.copy(template_db, other)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{other}")
+    connect(probe=False)
+    event = promote(registry, "ecg-xgboost", version)  # downloads from `registry`'s own store
+    assert event.to_version == version
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    connect(HearteyeSettings(home=tmp_path / "embedded"), probe=False)
+    assert not mlflow.is_tracking_uri_set()
+    assert "MLFLOW_TRACKING_URI" not in os.environ

@@ -18,9 +18,13 @@ class TrainedStore:
     home: Path
     tracking_uri: str
     result: object  # training.run.TrainResult
+    #: MLflow's process-wide tracking URI right after training (None: unset, as before it).
+    uri_left_set: str | None = None
 
 
 def train_quick(kind: str, home: Path, mitdb_dir: Path, cache: Path, seed: int = 0) -> TrainedStore:
+    import mlflow
+
     from training.run import train
 
     with pytest.MonkeyPatch.context() as mp:
@@ -34,5 +38,8 @@ def train_quick(kind: str, home: Path, mitdb_dir: Path, cache: Path, seed: int =
             (home / "cache" / "beats").symlink_to(cache / "beats", target_is_directory=True)
         (cache / "beats").mkdir(parents=True, exist_ok=True)
         result = train(kind, settings, quick=True, seed=seed)
+        left = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
         get_settings.cache_clear()
-    return TrainedStore(home=home, tracking_uri=result.tracking_uri, result=result)
+    return TrainedStore(
+        home=home, tracking_uri=result.tracking_uri, result=result, uri_left_set=left
+    )

@@ -70,20 +70,39 @@ def test_run_registers_a_version_with_metrics_tags_and_lineage(quick_xgboost: Tr
     } <= artifacts
 
 
-def test_logged_model_has_signature_and_a_real_input_example(quick_xgboost: TrainedStore) -> None:
+def test_training_leaves_no_process_wide_mlflow_state(quick_xgboost: TrainedStore) -> None:
+    """train() gets its own client; the mlflow library is not left pointing at the store."""
+    assert quick_xgboost.uri_left_set is None
+
+
+def _download(store: TrainedStore, destination: Path) -> str:
+    """The registered version's files, read from the store named explicitly (MLflow resolves a
+    ``models:/name/version`` URI through the process-wide registry URI, so locate it first)."""
+    import mlflow
+
+    return mlflow.artifacts.download_artifacts(
+        _client(store).get_model_version_download_uri("ecg-xgboost", "1"),
+        dst_path=str(destination),
+        tracking_uri=store.tracking_uri,
+        registry_uri=store.tracking_uri,
+    )
+
+
+def test_logged_model_has_signature_and_a_real_input_example(
+    quick_xgboost: TrainedStore, tmp_path: Path
+) -> None:
     import mlflow
     from mlflow.models import Model
 
-    mlflow.set_tracking_uri(quick_xgboost.tracking_uri)
-    info = mlflow.models.get_model_info("models:/ecg-xgboost/1")
+    local = _download(quick_xgboost, tmp_path)
+    info = Model.load(local)
     assert info.signature is not None
     assert [c.name for c in info.signature.inputs.inputs] == ["signal", "fs", "r_peaks"]
-    local = mlflow.artifacts.download_artifacts("models:/ecg-xgboost/1")
-    example = Model.load(local).load_input_example(local)
+    example = info.load_input_example(local)
     assert example["fs"] == 360.0
     assert len(example["signal"]) == 3600
     # The pyfunc path (pandas, as `mlflow models serve` uses it) answers the example.
-    model = mlflow.pyfunc.load_model("models:/ecg-xgboost/1")
+    model = mlflow.pyfunc.load_model(local)
     out = model.predict(example)
     assert list(out.columns[:4]) == ["strip", "sample", "time_s", "label"]
     assert 8 <= len(out) <= 20  # a 10-s strip holds about a dozen beats
@@ -91,13 +110,13 @@ def test_logged_model_has_signature_and_a_real_input_example(quick_xgboost: Trai
 
 
 def test_parity_between_training_path_and_the_registered_model(
-    quick_xgboost: TrainedStore, mitdb_dir: Path
+    quick_xgboost: TrainedStore, mitdb_dir: Path, tmp_path: Path
 ) -> None:
     """Same record: training's windows/features == the loaded model's, predictions identical."""
     import mlflow
 
-    mlflow.set_tracking_uri(quick_xgboost.tracking_uri)
-    loaded = mlflow.pyfunc.load_model("models:/ecg-xgboost/1").unwrap_python_model()
+    pyfunc = mlflow.pyfunc.load_model(_download(quick_xgboost, tmp_path))
+    loaded = pyfunc.unwrap_python_model()
     assert isinstance(loaded, ECGBeatModel)
     record = load_record(mitdb_dir, "118")
     trained = build_dataset(mitdb_dir, ["118"], PreprocessConfig())
@@ -112,8 +131,6 @@ def test_parity_between_training_path_and_the_registered_model(
     # The fast path and the pyfunc path agree on a raw strip with detected peaks.
     strip = record.signal[: 3600 * 2]
     fast = loaded.predict_strip(strip, record.fs)
-    slow = mlflow.pyfunc.load_model("models:/ecg-xgboost/1").predict(
-        {"signal": strip.tolist(), "fs": 360.0}
-    )
+    slow = pyfunc.predict({"signal": strip.tolist(), "fs": 360.0})
     np.testing.assert_array_equal(slow["sample"].to_numpy(), fast.samples)
     assert slow["label"].tolist() == fast.labels
