@@ -50,7 +50,7 @@ format: install ## Apply ruff's formatting and safe fixes
 
 .PHONY: system
 system: ## Install nginx and chromium (apt) and start PostgreSQL if needed
-	bash scripts/ensure-system.sh
+	bash scripts/ensure-system.sh nginx chromium postgresql
 
 .PHONY: test
 test: lint system ## Set up and run every test tier (lint, unit, data, integration, e2e, notebooks)
@@ -61,7 +61,7 @@ demo: install ## Set up and run the main job: quick-train, promote, serve, predi
 	$(PY) scripts/demo.py
 
 .PHONY: demo-stop
-demo-stop: ## Stop the API that `make demo` left running
+demo-stop: install ## Stop the API that `make demo` left running
 	$(PY) scripts/demo.py stop
 
 .PHONY: bench
@@ -71,15 +71,16 @@ bench: install ## Benchmarks: the API vs `mlflow models serve` (docs/benchmarks.
 # The native stack (infra/native/hearteye_stack.py): the compose topology on 127.0.0.1, no engine.
 # HEARTEYE_HTTP_PORT picks nginx's port (8080); state, logs and stack.env go to HEARTEYE_STACK_DIR.
 .PHONY: stack-up
-stack-up: install ## Start the native stack in the background and print its URL
+stack-up: install ## Start the native stack in the background and print its URL (installs nginx)
+	bash scripts/ensure-system.sh nginx postgresql
 	$(PY) infra/native/hearteye_stack.py up
 
 .PHONY: stack-down
-stack-down: ## Stop what stack-up started and drop its databases
+stack-down: install ## Stop what stack-up started and drop its databases
 	$(PY) infra/native/hearteye_stack.py down
 
 .PHONY: stack-status
-stack-status: ## Show the native stack's processes and health
+stack-status: install ## Show the native stack's processes and health
 	$(PY) infra/native/hearteye_stack.py status
 
 .PHONY: clean
