@@ -22,13 +22,16 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 # torch first, with pip: its pinned CPU wheel lies on the development machines' disk, where pip
-# finds it. Then uv installs the rest in seconds (pip takes ~2 min) and keeps that torch.
+# finds it. Then uv installs everything else at the versions uv.lock pins (--frozen: as locked,
+# never re-resolved; run `.venv/bin/uv lock` after editing pyproject.toml's dependencies, a test
+# checks the two agree) and keeps that torch; --inexact keeps pip and uv themselves.
 TORCH_PIN := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml uv.lock
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.9 "$(TORCH_PIN)"
-	$(BIN)/uv pip install --quiet --python $(PY) -e ".[dev]"
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --quiet --frozen --inexact --extra dev \
+		--no-install-package torch
 	$(PY) -m hearteye.preprocess.warmup  # compile the preprocessing kernels into numba's cache
 	$(PY) -m serving.signal_json  # and the serving's JSON signal parser
 	touch $(STAMP)
