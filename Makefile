@@ -22,13 +22,16 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 # torch first, with pip: its pinned CPU wheel lies on the development machines' disk, where pip
-# finds it. Then uv installs the rest in seconds (pip takes ~2 min) and keeps that torch.
+# finds it. Then uv installs everything else at the versions uv.lock pins (--frozen: as locked,
+# never re-resolved; run `.venv/bin/uv lock` after editing pyproject.toml's dependencies, a test
+# checks the two agree) and keeps that torch; --inexact keeps pip and uv themselves.
 TORCH_PIN := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml uv.lock
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.9 "$(TORCH_PIN)"
-	$(BIN)/uv pip install --quiet --python $(PY) -e ".[dev]"
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --quiet --frozen --inexact --extra dev \
+		--no-install-package torch
 	$(PY) -m hearteye.preprocess.warmup  # compile the preprocessing kernels into numba's cache
 	$(PY) -m serving.signal_json  # and the serving's JSON signal parser
 	touch $(STAMP)
@@ -50,7 +53,7 @@ format: install ## Apply ruff's formatting and safe fixes
 
 .PHONY: system
 system: ## Install nginx and chromium (apt) and start PostgreSQL if needed
-	bash scripts/ensure-system.sh
+	bash scripts/ensure-system.sh nginx chromium postgresql
 
 .PHONY: test
 test: lint system ## Set up and run every test tier (lint, unit, data, integration, e2e, notebooks)
@@ -61,7 +64,7 @@ demo: install ## Set up and run the main job: quick-train, promote, serve, predi
 	$(PY) scripts/demo.py
 
 .PHONY: demo-stop
-demo-stop: ## Stop the API that `make demo` left running
+demo-stop: install ## Stop the API that `make demo` left running
 	$(PY) scripts/demo.py stop
 
 .PHONY: bench
@@ -71,15 +74,16 @@ bench: install ## Benchmarks: the API vs `mlflow models serve` (docs/benchmarks.
 # The native stack (infra/native/hearteye_stack.py): the compose topology on 127.0.0.1, no engine.
 # HEARTEYE_HTTP_PORT picks nginx's port (8080); state, logs and stack.env go to HEARTEYE_STACK_DIR.
 .PHONY: stack-up
-stack-up: install ## Start the native stack in the background and print its URL
+stack-up: install ## Start the native stack in the background and print its URL (installs nginx)
+	bash scripts/ensure-system.sh nginx postgresql
 	$(PY) infra/native/hearteye_stack.py up
 
 .PHONY: stack-down
-stack-down: ## Stop what stack-up started and drop its databases
+stack-down: install ## Stop what stack-up started and drop its databases
 	$(PY) infra/native/hearteye_stack.py down
 
 .PHONY: stack-status
-stack-status: ## Show the native stack's processes and health
+stack-status: install ## Show the native stack's processes and health
 	$(PY) infra/native/hearteye_stack.py status
 
 .PHONY: clean

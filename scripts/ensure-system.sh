@@ -1,14 +1,29 @@
 #!/usr/bin/env bash
-# Install and start what the test tiers need outside Python: Debian's nginx and chromium, and a
-# running PostgreSQL on 127.0.0.1:5432. Idempotent; does nothing when everything is present.
+# Install and start what HeartEye needs outside Python, idempotently (nothing happens when all is
+# present). Components, all three without arguments:
+#   nginx        Debian's nginx (the native stack's public entry; tests/integration, tests/infra)
+#   chromium     Debian's chromium and chromedriver (the browser tests)
+#   postgresql   a running PostgreSQL on 127.0.0.1:5432 (the native stack, tests/identity)
+#   scripts/ensure-system.sh nginx postgresql    # what `make stack-up` needs
 set -euo pipefail
 
+components=("$@")
+[ ${#components[@]} -gt 0 ] || components=(nginx chromium postgresql)
+wants() { [[ " ${components[*]} " == *" $1 "* ]]; }
+for c in "${components[@]}"; do
+  case "$c" in nginx|chromium|postgresql) ;; *) echo "unknown component: $c" >&2; exit 2 ;; esac
+done
+
 need=()
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if wants nginx; then
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+fi
+if wants chromium; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "missing system packages: ${need[*]} (install them with apt-get as root)" >&2
+    echo "missing system packages: ${need[*]} (install them as root: apt-get install ${need[*]})" >&2
     exit 1
   fi
   # Never let the package start a system-wide nginx on port 80: the tests run their own.
@@ -24,6 +39,7 @@ if [ ${#need[@]} -gt 0 ]; then
   [ "$created_policy" -eq 1 ] && rm -f "$policy"
 fi
 
+wants postgresql || exit 0
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   echo "starting PostgreSQL …" >&2
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start

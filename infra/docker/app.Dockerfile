@@ -6,20 +6,28 @@ FROM python:3.11-slim-bookworm AS build
 # numba's cache of the compiled preprocessing kernels: its own directory, because the runtime user
 # cannot write the package's __pycache__ (numba then ignores the cache there and recompiles).
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    NUMBA_CACHE_DIR=/opt/numba-cache
+    NUMBA_CACHE_DIR=/opt/numba-cache \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_NO_CACHE=1 \
+    UV_LINK_MODE=copy
 WORKDIR /src
-RUN python -m venv /opt/venv
-COPY pyproject.toml README.md ./
+# uv in the build stage only; torch==2.13.0+cpu (uv.lock's pin) from PyTorch's CPU index, where
+# it exists as a CPU-only wheel (PyPI's torch brings CUDA), without its dependencies: uv installs
+# those, and everything else, at the versions uv.lock pins.
+RUN pip install --no-cache-dir uv==0.13.9 \
+    && python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --no-deps \
+        --index-url https://download.pytorch.org/whl/cpu torch==2.13.0+cpu
+COPY pyproject.toml uv.lock README.md ./
 COPY hearteye ./hearteye
 COPY hearteye_platform ./hearteye_platform
 COPY training ./training
 COPY serving ./serving
 COPY cli ./cli
-# torch==2.13.0 exists as a CPU-only wheel on PyTorch's CPU index; PyPI alone would bring CUDA.
-# Then the preprocessing's numba kernels and the serving's JSON signal parser are compiled into
+# The lock as it is (--frozen), HeartEye itself as a regular package (--no-editable); then the
+# preprocessing's numba kernels and the serving's JSON signal parser are compiled into
 # NUMBA_CACHE_DIR, once, here.
-RUN /opt/venv/bin/pip install --no-cache-dir \
-        --extra-index-url https://download.pytorch.org/whl/cpu . \
+RUN uv sync --frozen --no-editable --inexact --no-default-groups --no-install-package torch \
     && /opt/venv/bin/python -m hearteye.preprocess.warmup \
     && /opt/venv/bin/python -m serving.signal_json
 

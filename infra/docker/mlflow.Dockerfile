@@ -1,18 +1,24 @@
 # syntax=docker/dockerfile:1
-# mlflow server with the basic-auth app, the PostgreSQL driver and the S3 client (build context:
-# infra/). Wheels only: the runtime image has no compiler.
+# mlflow server with the basic-auth app, the PostgreSQL driver and the S3 client, at the versions
+# uv.lock pins (its `mlflow-server` group), hashes checked (build context: the repository root;
+# mlflow.Dockerfile.dockerignore keeps it small). Wheels only: the runtime image has no compiler.
 
 FROM python:3.11-slim-bookworm AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir \
-        "mlflow[auth]==3.17.2" "psycopg2-binary==2.9.13" "boto3==1.44.8"
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_NO_CACHE=1
+WORKDIR /src
+COPY pyproject.toml uv.lock README.md ./
+RUN pip install --no-cache-dir uv==0.13.9 \
+    && uv export --frozen --only-group mlflow-server --no-emit-project -o requirements.txt \
+    && python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --require-hashes --only-binary=:all: \
+        -r requirements.txt
 
 FROM python:3.11-slim-bookworm
 RUN groupadd --system --gid 10001 mlflow \
     && useradd --system --uid 10001 --gid mlflow --home-dir /tmp --shell /usr/sbin/nologin mlflow
 COPY --from=build /opt/venv /opt/venv
-COPY mlflow/entrypoint.sh mlflow/mlflow_users.py /opt/hearteye/
+COPY infra/mlflow/entrypoint.sh infra/mlflow/mlflow_users.py /opt/hearteye/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

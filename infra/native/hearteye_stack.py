@@ -9,7 +9,9 @@ machine's server, SeaweedFS (`weed mini`) as the S3 server plus the bucket init,
 (PostgreSQL store, proxied S3 artifacts, basic-auth, /mlflow prefix), the serving tier (two
 Gunicorn instances; optional until serving/gunicorn.conf.py exists), and nginx as the only public
 entry on HEARTEYE_HTTP_PORT (default 8080). State, logs and data live in HEARTEYE_STACK_DIR
-(default ./.stack); `stack.env` there holds the URLs and credentials.
+(default ./.stack); `stack.env` there holds the URLs and credentials. Every prerequisite (nginx,
+weed, gunicorn, PostgreSQL, nginx's port) is checked before anything starts, and a missing one is
+named with the one command that provides it (stack_preflight.py).
 
 The pytest fixture in tests/integration/conftest.py drives the same functions (``up``/``down``).
 """
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 import stack_nginx
+import stack_preflight
 import stack_services
 from stack_config import StackPlan, StackSettings, make_plan, settings_from_env
 from stack_process import StackError, http_status, is_alive, log_tail, stop_all
@@ -45,6 +48,7 @@ def up(settings: StackSettings, quiet: bool = False) -> StackPlan:
             raise StackError(f"a stack is already running from {state} (stop it: down)")
         say(f"cleaning up a previous stack left in {state}")
         down(state, quiet=True)
+    stack_preflight.check(settings)  # before anything is created or started
     state.mkdir(parents=True, exist_ok=True)
     plan = make_plan(settings)
     plan.save()

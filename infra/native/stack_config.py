@@ -195,15 +195,17 @@ def free_port(avoid: set[int], grpc_offset: int | None = None) -> int:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
         if port in avoid or (
-            grpc_offset and (port + grpc_offset > 65535 or not _free(port + grpc_offset))
+            grpc_offset and (port + grpc_offset > 65535 or not port_is_free(port + grpc_offset))
         ):
             continue
         return port
     raise RuntimeError("no free port found on 127.0.0.1")
 
 
-def _free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """Whether a server (with SO_REUSEADDR, as nginx and Go servers set it) may listen on port."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

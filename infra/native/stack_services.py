@@ -16,14 +16,26 @@ from stack_config import REPO_ROOT, SERVING_CONFIG, StackPlan
 from stack_process import StackError, http_status, start, wait_until
 
 BIN = Path(sys.executable).parent
+# Debian installs nginx in /usr/sbin, which an unprivileged user's PATH often lacks.
+SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/sbin"),)
+
+
+def find_tool(name: str) -> str | None:
+    """An executable from this virtualenv first (weed, gunicorn), then PATH, then /usr/sbin."""
+    candidates = [BIN / name, Path(shutil.which(name) or "")]
+    candidates += [directory / name for directory in SYSTEM_DIRS]
+    for candidate in candidates:
+        if candidate.name and candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
 
 
 def tool(name: str) -> str:
-    """An executable from this virtualenv first (weed, gunicorn), then PATH, then /usr/sbin."""
-    for candidate in (BIN / name, Path(shutil.which(name) or ""), Path("/usr/sbin") / name):
-        if candidate.name and candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    raise StackError(f"{name} not found (virtualenv, PATH, /usr/sbin)")
+    """``find_tool``, or a StackError (the preflight check has normally caught this already)."""
+    found = find_tool(name)
+    if found is None:
+        raise StackError(f"{name} not found (virtualenv, PATH, /usr/sbin)")
+    return found
 
 
 def base_env(plan: StackPlan) -> dict[str, str]:

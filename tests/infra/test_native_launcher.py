@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -10,8 +11,16 @@ from pathlib import Path
 
 import hearteye_stack
 import pytest
+import stack_preflight
 import stack_services
-from stack_config import StackPlan, StackSettings, make_plan, settings_from_env, stack_name
+from stack_config import (
+    StackPlan,
+    StackSettings,
+    free_port,
+    make_plan,
+    settings_from_env,
+    stack_name,
+)
 
 
 @pytest.fixture
@@ -78,6 +87,43 @@ def test_down_and_status_without_a_stack(state_dir: Path) -> None:
     assert hearteye_stack.down(state_dir, quiet=True) is False
     assert hearteye_stack.status(state_dir)["running"] is False
     assert hearteye_stack.main(["--state-dir", str(state_dir), "status"]) == 3
+
+
+def test_missing_prerequisites_stop_up_before_anything_starts(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fresh machine before `make system`: no nginx on PATH nor in /usr/sbin, PostgreSQL down,
+    # and something already listening on nginx's port.
+    empty_bin = state_dir / "bin"
+    empty_bin.mkdir()
+    monkeypatch.setenv("PATH", str(empty_bin))
+    monkeypatch.setattr(stack_services, "SYSTEM_DIRS", ())
+    with socket.socket() as closed, socket.socket() as busy:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        settings = StackSettings(
+            state_dir=state_dir / "stack",
+            http_port=busy.getsockname()[1],
+            serving="off",
+            pg_admin_url=f"postgresql://postgres@127.0.0.1:{closed.getsockname()[1]}/postgres",
+            timeout_s=2,
+        )
+        with pytest.raises(hearteye_stack.StackError) as info:
+            hearteye_stack.up(settings, quiet=True)
+    message = str(info.value)
+    assert "nothing was started" in message
+    assert "nginx not found (virtualenv, PATH, /usr/sbin): run `make system`" in message
+    assert "PostgreSQL: cannot connect" in message
+    assert f"port {settings.http_port}" in message
+    assert "weed" not in message  # the virtualenv's weed is found
+    assert not settings.state_dir.exists()  # no plan, no logs, no databases, no process
+
+
+@pytest.mark.integration
+def test_this_machine_meets_every_prerequisite(state_dir: Path) -> None:
+    settings = StackSettings(state_dir=state_dir, http_port=free_port(set()), serving="on")
+    assert stack_preflight.missing_prerequisites(settings) == []
 
 
 @pytest.mark.integration
