@@ -83,9 +83,13 @@ def _register_again(db: Path, name: str, version: str) -> str:
     uri = f"sqlite:///{db}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     mv = client.get_model_version(name, version)
-    new = client.create_model_version(
-        name, source=mv.source, run_id=mv.run_id, tags=dict(mv.tags), model_id=mv.model_id
-    )
+    # MLflow's registry store looks the logged model up through a default client, which reads the
+    # tracking URI from the environment: point it at this store for the call.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        new = client.create_model_version(
+            name, source=mv.source, run_id=mv.run_id, tags=dict(mv.tags), model_id=mv.model_id
+        )
     return str(new.version)
 
 
