@@ -10,9 +10,12 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hearteye.placeholders import placeholder_names
 
 
 class HearteyeSettings(BaseSettings):
@@ -134,6 +137,25 @@ class HearteyeSettings(BaseSettings):
                 raise ValueError(f"{item!r} is not a data set digest (16 or more hex digits)")
         return value
 
+    @model_validator(mode="after")
+    def _no_placeholder_passwords_in_production(self) -> HearteyeSettings:
+        if self.env == "production":
+            passwords = {
+                f"the password in HEARTEYE_{name.upper()}": url_password(url)
+                for name, url in (
+                    ("database_url", self.database_url),
+                    ("database_owner_url", self.database_owner_url),
+                )
+                if url_password(url) is not None
+            }
+            refused = placeholder_names(passwords)
+            if refused:
+                raise ValueError(
+                    f"production refuses placeholder secrets: {', '.join(refused)} "
+                    "(replace it with a random value)"
+                )
+        return self
+
     @property
     def required_evaluations(self) -> tuple[str, ...]:
         """The digest ids (first 16 hex digits) of the data sets the gate requires."""
@@ -154,6 +176,14 @@ class HearteyeSettings(BaseSettings):
     def audit_spool_dir(self) -> Path:
         """Where audit records wait, fsynced, while the platform database is unreachable."""
         return self.home / "audit-spool"
+
+
+def url_password(url: str | None) -> str | None:
+    """The (decoded) password in a database URL, None when it has none."""
+    if not url or "://" not in url:
+        return None
+    password = urlsplit(url).password
+    return unquote(password) if password is not None else None
 
 
 @lru_cache(maxsize=1)

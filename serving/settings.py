@@ -12,10 +12,10 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from hearteye.settings import HearteyeSettings
 
@@ -24,6 +24,9 @@ CommaList = Annotated[list[str], NoDecode]
 
 class ServingSettings(HearteyeSettings):
     """What the prediction API serves, how it follows the registry, and its limits."""
+
+    # `workers` is also read from WEB_CONCURRENCY (an alias): keep `ServingSettings(workers=3)`.
+    model_config = SettingsConfigDict(populate_by_name=True)
 
     # -- models ------------------------------------------------------------------------------
     models: CommaList = Field(
@@ -153,6 +156,42 @@ class ServingSettings(HearteyeSettings):
         default=True, description="One JSON line per request on stdout (request id, route, ...)."
     )
     log_level: str = Field(default="INFO", description="Level of the application's log.")
+
+    # -- process (Gunicorn master, Uvicorn workers: serving/gunicorn.conf.py, serving/worker.py) --
+    bind: str = Field(
+        default="127.0.0.1:8000",
+        description="Gunicorn's default address (HOST:PORT or unix:PATH); `--bind` wins.",
+    )
+    workers: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        validation_alias=AliasChoices("HEARTEYE_WORKERS", "WEB_CONCURRENCY"),
+        description="Worker processes (HEARTEYE_WORKERS, else WEB_CONCURRENCY); `--workers` "
+        "wins. Each loads its own copy of every model and runs its own registry poller.",
+    )
+    worker_timeout_s: int = Field(
+        default=120,
+        ge=1,
+        description="A worker silent for longer is restarted; start-up (loading the models) "
+        "counts, so keep it above the slowest model load.",
+    )
+    graceful_timeout_s: int = Field(
+        default=30,
+        ge=0,
+        description="On SIGTERM, requests in flight get this long to finish.",
+    )
+    gunicorn_log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        default="info", description="Level of Gunicorn's own log (the master, worker exits)."
+    )
+    uvicorn_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        default="auto",
+        description="The workers' event loop (auto: uvloop); the benchmark uses asyncio to show "
+        "the TCP_NODELAY fix (serving/worker.py).",
+    )
+    uvicorn_http: Literal["auto", "h11", "httptools"] = Field(
+        default="auto", description="The workers' HTTP parser (auto: httptools)."
+    )
 
     @field_validator(
         "models", "micro_batch_models", "cors_allowed_origins", "trusted_proxies", mode="before"
