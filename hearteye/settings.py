@@ -7,12 +7,14 @@ Serving extends this class with its own fields (``serving.settings.ServingSettin
 
 from __future__ import annotations
 
+import inspect
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hearteye.placeholders import placeholder_names
@@ -137,22 +139,26 @@ class HearteyeSettings(BaseSettings):
                 raise ValueError(f"{item!r} is not a data set digest (16 or more hex digits)")
         return value
 
+    def production_secrets(self) -> dict[str, str | None]:
+        """The secrets production checks, by where they are set (None: unset). Here: the
+        passwords in the platform database's URLs; subclasses add theirs."""
+        passwords = {
+            f"the password in HEARTEYE_{name.upper()}": url_password(url)
+            for name, url in (
+                ("database_url", self.database_url),
+                ("database_owner_url", self.database_owner_url),
+            )
+        }
+        return {name: value for name, value in passwords.items() if value is not None}
+
     @model_validator(mode="after")
-    def _no_placeholder_passwords_in_production(self) -> HearteyeSettings:
+    def _no_placeholder_secrets_in_production(self) -> HearteyeSettings:
         if self.env == "production":
-            passwords = {
-                f"the password in HEARTEYE_{name.upper()}": url_password(url)
-                for name, url in (
-                    ("database_url", self.database_url),
-                    ("database_owner_url", self.database_owner_url),
-                )
-                if url_password(url) is not None
-            }
-            refused = placeholder_names(passwords)
+            refused = placeholder_names(self.production_secrets())
             if refused:
                 raise ValueError(
-                    f"production refuses placeholder secrets: {', '.join(refused)} "
-                    "(replace it with a random value)"
+                    f"production refuses unset or placeholder secrets: {', '.join(refused)} "
+                    "(make each one: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
                 )
         return self
 
@@ -176,6 +182,26 @@ class HearteyeSettings(BaseSettings):
     def audit_spool_dir(self) -> Path:
         """Where audit records wait, fsynced, while the platform database is unreachable."""
         return self.home / "audit-spool"
+
+
+def declared_variables(cls: type[BaseSettings]) -> dict[str, tuple[str, FieldInfo]]:
+    """The environment variables a settings class declares itself (not those it inherits), each
+    with its field: ``{"HEARTEYE_WORKERS": ("workers", FieldInfo), "WEB_CONCURRENCY": ...}``."""
+    prefix = str(cls.model_config.get("env_prefix", "")).upper()
+    found: dict[str, tuple[str, FieldInfo]] = {}
+    for name in inspect.get_annotations(cls):
+        field = cls.model_fields.get(name)
+        if field is None:
+            continue
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            names = [alias]
+        elif isinstance(alias, AliasChoices):
+            names = [str(choice) for choice in alias.choices]
+        else:
+            names = [f"{prefix}{name.upper()}"]
+        found.update({env_name.upper(): (name, field) for env_name in names})
+    return found
 
 
 def url_password(url: str | None) -> str | None:
