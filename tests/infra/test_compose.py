@@ -7,7 +7,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from tests.infra.conftest import COMPOSE_FILE, ENV_EXAMPLE, bare_env, run_compose
+
+pytestmark = pytest.mark.compose
 
 REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?")
 ANY_VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")

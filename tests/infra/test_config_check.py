@@ -12,10 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hearteye.placeholders import is_placeholder
 from hearteye.settings import declared_variables
 from hearteye_platform.deployment import DeploymentSettings
 from tests.infra.conftest import ENV_EXAMPLE, bare_env, run_compose
+
+pytestmark = pytest.mark.compose
 
 
 def _config_check_env(env_file: Path) -> dict[str, str]:

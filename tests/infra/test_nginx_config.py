@@ -15,6 +15,8 @@ import pytest
 import stack_nginx
 from stack_config import StackPlan, StackSettings, make_plan
 
+pytestmark = [pytest.mark.nginx, pytest.mark.compose]
+
 NGINX_IMAGE_CONF = """\
 worker_processes auto;
 error_log /var/log/nginx/error.log notice;
