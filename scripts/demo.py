@@ -51,8 +51,8 @@ class DemoSettings(BaseSettings):
 
 def main() -> int:
     settings = DemoSettings()
-    home = Path(os.environ.get("HEARTEYE_HOME", ROOT / ".hearteye")).resolve()
-    os.environ["HEARTEYE_HOME"] = str(home)
+    home = demo_home()
+    os.environ["HEARTEYE_HOME"] = str(home)  # for the `ml` commands it runs
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # the embedded store under HEARTEYE_HOME
     pid_file = home / "demo-api.pid"
     stop_previous(pid_file)
@@ -98,6 +98,13 @@ def main() -> int:
         f"sqlite:///{shown(home / 'mlflow' / 'mlflow.db')} --port 5000"
     )
     return 0
+
+
+def demo_home() -> Path:
+    """HEARTEYE_HOME (HearteyeSettings), a relative one taken from the repository root."""
+    from hearteye.settings import HearteyeSettings
+
+    return (ROOT / HearteyeSettings().home).resolve()
 
 
 def shown(path: Path) -> str:
@@ -245,7 +252,6 @@ def say(message: str) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["stop"]:
-        home = Path(os.environ.get("HEARTEYE_HOME", ROOT / ".hearteye")).resolve()
-        stop_previous(home / "demo-api.pid")
+        stop_previous(demo_home() / "demo-api.pid")
         sys.exit(0)
     sys.exit(main())
