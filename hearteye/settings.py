@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from hearteye.placeholders import placeholder_names
 
 
 class HearteyeSettings(BaseSettings):
@@ -140,8 +138,10 @@ class HearteyeSettings(BaseSettings):
         return value
 
     def production_secrets(self) -> dict[str, str | None]:
-        """The secrets production checks, by where they are set (None: unset). Here: the
-        passwords in the platform database's URLs; subclasses add theirs."""
+        """The secrets production must not start with, by where they are set (None: unset):
+        here the passwords in the platform database's URLs; subclasses add theirs. Serving and
+        the deployment check refuse placeholders among them
+        (``hearteye_platform.deployment.refuse_placeholder_secrets``)."""
         passwords = {
             f"the password in HEARTEYE_{name.upper()}": url_password(url)
             for name, url in (
@@ -150,17 +150,6 @@ class HearteyeSettings(BaseSettings):
             )
         }
         return {name: value for name, value in passwords.items() if value is not None}
-
-    @model_validator(mode="after")
-    def _no_placeholder_secrets_in_production(self) -> HearteyeSettings:
-        if self.env == "production":
-            refused = placeholder_names(self.production_secrets())
-            if refused:
-                raise ValueError(
-                    f"production refuses unset or placeholder secrets: {', '.join(refused)} "
-                    "(make each one: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
-                )
-        return self
 
     @property
     def required_evaluations(self) -> tuple[str, ...]:

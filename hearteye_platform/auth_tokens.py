@@ -18,8 +18,8 @@ from typing import Any
 import jwt
 
 from hearteye.errors import ConfigurationError, HeartEyeError
-from hearteye.placeholders import is_placeholder
 from hearteye_platform.identity import InvalidRoleError, Role, parse_role
+from hearteye_platform.placeholders import is_placeholder
 
 logger = logging.getLogger(__name__)
 
@@ -187,8 +187,8 @@ def verify_access_token(
 def check_jwt_secret(secret: str | None, *, production: bool) -> str:
     """Return ``secret`` if it may sign tokens, else raise ``ConfigurationError``.
 
-    Always: at least ``MIN_SECRET_BYTES`` bytes. In production also: present, and not a
-    placeholder by the one rule every production secret obeys (``hearteye.placeholders``).
+    Always: at least ``MIN_SECRET_BYTES`` bytes. In production also: present, not a known
+    placeholder or template value, not a single repeated character.
     """
     if secret is None or not secret.strip():
         raise ConfigurationError(

@@ -6,7 +6,7 @@ Compose interpolates these into the services' environments; its one-shot ``confi
 starts. Variables that a third-party image reads under its own name (``POSTGRES_PASSWORD``,
 ``MINIO_ROOT_PASSWORD``, ``MLFLOW_AUTH_ADMIN_PASSWORD``, ``MLFLOW_FLASK_SERVER_SECRET_KEY``,
 ``PGADMIN_DEFAULT_PASSWORD``) keep that name (a validation alias); they are declared here so that
-production can refuse their placeholders like every other secret (``hearteye.placeholders``).
+production can refuse their placeholders like every other secret (``hearteye_platform.placeholders``).
 """
 
 from __future__ import annotations
@@ -14,13 +14,29 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hearteye.settings import HearteyeSettings, declared_variables
+from hearteye_platform.placeholders import refused
 
 #: Marks a secret that only a compose profile uses: checked when set, not required.
 PROFILE = "profile"
+
+
+def refuse_placeholder_secrets(settings: HearteyeSettings) -> None:
+    """In production, raise ValueError naming every secret of ``settings`` that is unset or a
+    placeholder (``settings.production_secrets()``, the rule of ``hearteye_platform.placeholders``);
+    the validator of ``DeploymentSettings`` and of ``ServingSettings``."""
+    if settings.env != "production":
+        return
+    secrets = settings.production_secrets()
+    bad = refused(list(secrets), {k: v for k, v in secrets.items() if v is not None})
+    if bad:
+        raise ValueError(
+            f"production refuses unset or placeholder secrets: {', '.join(bad)} "
+            "(make each one: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        )
 
 
 def _secret(description: str, alias: str | None = None, profile: str | None = None) -> Any:
@@ -167,6 +183,11 @@ class DeploymentSettings(HearteyeSettings):
         except ValueError as exc:
             raise ValueError(f"backend_subnet: {exc}") from None
         return value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_production(self) -> DeploymentSettings:
+        refuse_placeholder_secrets(self)
+        return self
 
     def production_secrets(self) -> dict[str, str | None]:
         """The platform database URLs' passwords and every deployment secret, by environment

@@ -5,7 +5,7 @@ and every other service waits for it to succeed. It builds each settings class t
 uses from the environment (and ``.env`` in the working directory): ``DeploymentSettings`` (ports,
 TLS, database roles, S3, MLflow's users and every secret) and ``ServingSettings`` (the API,
 including the JWT signing secret). In production each secret must be set and no placeholder
-(``hearteye.placeholders``). Prints one line per problem, never a secret's value; exit status 1
+(``hearteye_platform.placeholders``). Prints one line per problem, never a secret's value; exit status 1
 if there is any.
 """
 

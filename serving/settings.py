@@ -18,6 +18,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from hearteye.settings import HearteyeSettings
+from hearteye_platform.deployment import refuse_placeholder_secrets
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -216,6 +217,11 @@ class ServingSettings(HearteyeSettings):
                     f"trusted_proxies: {entry!r} is not an IP address or network (CIDR)"
                 ) from None
         return value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_production(self) -> ServingSettings:
+        refuse_placeholder_secrets(self)  # the database URLs' passwords (the JWT: at start-up)
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> ServingSettings:

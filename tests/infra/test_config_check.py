@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from hearteye.placeholders import is_placeholder
 from hearteye.settings import declared_variables
 from hearteye_platform.deployment import DeploymentSettings
+from hearteye_platform.placeholders import is_placeholder
 from tests.infra.conftest import ENV_EXAMPLE, bare_env, run_compose
 
 pytestmark = pytest.mark.compose

@@ -17,9 +17,9 @@ import pytest
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from hearteye.placeholders import is_placeholder
 from hearteye.settings import declared_variables
 from hearteye_platform.deployment import DeploymentSettings
+from hearteye_platform.placeholders import is_placeholder
 from tests.infra.conftest import ENV_EXAMPLE, REPO_ROOT
 
 NAME = re.compile(r"\bHEARTEYE_[A-Z0-9_]+")

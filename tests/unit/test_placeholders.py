@@ -1,5 +1,5 @@
-"""One placeholder rule (hearteye.placeholders) for every secret production checks: the JWT
-signing secret, the platform database's passwords, every deployment secret."""
+"""One placeholder rule (hearteye_platform.placeholders) for every secret production checks: the
+JWT signing secret, the platform database's passwords, every deployment secret."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ import pytest
 from pydantic import ValidationError
 
 from hearteye.errors import ConfigurationError
-from hearteye.placeholders import is_placeholder
-from hearteye.settings import HearteyeSettings
 from hearteye_platform import auth_tokens
 from hearteye_platform.deployment import DeploymentSettings
+from hearteye_platform.placeholders import is_placeholder
+from serving.settings import ServingSettings
 
 PLACEHOLDERS = [
-    None,
     "",
     "changeme",
     "change-me-to-64-random-hex-characters",
@@ -28,7 +27,7 @@ REAL = [secrets.token_urlsafe(24), secrets.token_hex(32)]
 
 
 @pytest.mark.parametrize("value", PLACEHOLDERS)
-def test_placeholders_are_placeholders(value: str | None) -> None:
+def test_placeholders_are_placeholders(value: str) -> None:
     assert is_placeholder(value)
 
 
@@ -53,18 +52,18 @@ def _url(password: str) -> str:
     return f"postgresql+psycopg2://hearteye_app:{password}@db:5432/hearteye"
 
 
-def test_production_refuses_a_placeholder_database_password_and_never_shows_it() -> None:
+def test_serving_in_production_refuses_a_placeholder_database_password_and_never_shows_it() -> None:
     password = "change-me-platform-app-password"
     with pytest.raises(ValidationError, match="HEARTEYE_DATABASE_URL") as refused:
-        HearteyeSettings(_env_file=None, env="production", database_url=_url(password))  # type: ignore[call-arg]
+        ServingSettings(_env_file=None, env="production", database_url=_url(password))  # type: ignore[call-arg]
     assert password not in str(refused.value.errors(include_input=False))
     with pytest.raises(ValidationError, match="HEARTEYE_DATABASE_OWNER_URL"):
-        HearteyeSettings(  # type: ignore[call-arg]
+        ServingSettings(  # type: ignore[call-arg]
             _env_file=None, env="production", database_owner_url=_url("password")
         )
-    real = HearteyeSettings(_env_file=None, env="production", database_url=_url(REAL[0]))  # type: ignore[call-arg]
+    real = ServingSettings(_env_file=None, env="production", database_url=_url(REAL[0]))  # type: ignore[call-arg]
     assert real.database_url == _url(REAL[0])
-    assert HearteyeSettings(_env_file=None, database_url=_url(password)).env == "development"  # type: ignore[call-arg]
+    assert ServingSettings(_env_file=None, database_url=_url(password)).env == "development"  # type: ignore[call-arg]
 
 
 def _deployment(**values: str) -> DeploymentSettings:
