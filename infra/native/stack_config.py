@@ -19,7 +19,6 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hearteye.settings import declared_variables
 from hearteye_platform.deployment import DeploymentSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -51,12 +50,19 @@ class NativeStackSettings(BaseSettings):
         description="A PostgreSQL superuser's URL: the stack creates its roles and databases "
         "with it and drops them at `down`.",
     )
+    timeout_s: float = Field(
+        default=90.0,
+        gt=0.0,
+        description="How long each service may take to become healthy (a loaded machine needs "
+        "more).",
+    )
 
 
 class StackEnvironment(BaseSettings):
-    """What ``stack.env`` tells people, tests and clients about a running stack, besides the
-    variables they read under their own names (``MLFLOW_TRACKING_*``, ``HEARTEYE_DATABASE_URL``,
-    ``HEARTEYE_DATABASE_OWNER_URL``, ``HEARTEYE_JWT_SECRET``, ``HEARTEYE_HTTP_PORT``)."""
+    """What ``stack.env`` (``StackPlan.environment``) tells people, tests and clients about a
+    running stack, besides the variables they read under their own names (``MLFLOW_TRACKING_*``,
+    ``HEARTEYE_DATABASE_URL``, ``HEARTEYE_DATABASE_OWNER_URL``, ``HEARTEYE_JWT_SECRET``,
+    ``HEARTEYE_HTTP_PORT``); ``StackEnvironment()`` reads them back from a shell that sourced it."""
 
     model_config = SettingsConfigDict(
         env_prefix="HEARTEYE_STACK_", extra="ignore", frozen=True, populate_by_name=True
@@ -82,13 +88,6 @@ class StackEnvironment(BaseSettings):
     s3_bucket: str = Field(default="mlflow", description="MLflow's artifact bucket.")
     s3_access_key: str = Field(default="", description="The S3 admin identity's key.")
     s3_secret_key: str = Field(default="", description="Its secret.")
-
-    def variables(self) -> dict[str, str]:
-        """The fields as environment variables."""
-        return {
-            name: str(getattr(self, field))
-            for name, (field, _) in declared_variables(type(self)).items()
-        }
 
 
 @dataclass(frozen=True)
@@ -214,32 +213,32 @@ class StackPlan:
 
     def environment(self) -> dict[str, str]:
         """The stack as environment variables (written to stack.env)."""
-        described = StackEnvironment(
-            url=self.url,
-            name=self.name,
-            mlflow_direct_uri=self.mlflow_direct_uri,
-            reader_username=self.reader_username,
-            reader_password=self.reader_password,
-            serving_username=self.serving_username,
-            serving_password=self.serving_password,
-            serving_urls=",".join(f"http://127.0.0.1:{p}" for p in self.serving_ports),
-            mlflow_database_url=self.database_url("mlflow"),
-            auth_database_url=self.database_url("auth"),
-            s3_endpoint=self.s3_endpoint,
-            s3_bucket=self.bucket,
-            s3_access_key=self.s3_admin_key,
-            s3_secret_key=self.s3_admin_secret,
-        )
-        return described.variables() | {
+        return {
+            "HEARTEYE_STACK_NAME": self.name,
+            "HEARTEYE_URL": self.url,
             "HEARTEYE_HTTP_PORT": str(self.http_port),
             # Clients go through nginx, as in production.
             "MLFLOW_TRACKING_URI": f"{self.url}/mlflow",
             "MLFLOW_TRACKING_USERNAME": self.admin_username,
             "MLFLOW_TRACKING_PASSWORD": self.admin_password,
+            "HEARTEYE_STACK_MLFLOW_DIRECT_URI": self.mlflow_direct_uri,
+            "HEARTEYE_STACK_READER_USERNAME": self.reader_username,
+            "HEARTEYE_STACK_READER_PASSWORD": self.reader_password,
+            "HEARTEYE_STACK_SERVING_USERNAME": self.serving_username,
+            "HEARTEYE_STACK_SERVING_PASSWORD": self.serving_password,
+            "HEARTEYE_STACK_SERVING_URLS": ",".join(
+                f"http://127.0.0.1:{p}" for p in self.serving_ports
+            ),
             # Runtime (application role) and migrations (schema owner), as serving gets them.
             "HEARTEYE_DATABASE_URL": self.platform_app_url,
             "HEARTEYE_DATABASE_OWNER_URL": self.database_url("platform"),
+            "HEARTEYE_STACK_MLFLOW_DATABASE_URL": self.database_url("mlflow"),
+            "HEARTEYE_STACK_AUTH_DATABASE_URL": self.database_url("auth"),
             "HEARTEYE_JWT_SECRET": self.jwt_secret,
+            "HEARTEYE_STACK_S3_ENDPOINT": self.s3_endpoint,
+            "HEARTEYE_STACK_S3_BUCKET": self.bucket,
+            "HEARTEYE_STACK_S3_ACCESS_KEY": self.s3_admin_key,
+            "HEARTEYE_STACK_S3_SECRET_KEY": self.s3_admin_secret,
         }
 
     def write_env(self) -> Path:
@@ -354,6 +353,7 @@ def settings_from_env(**overrides: object) -> StackSettings:
         "serving": native.serving,
         "serving_instances": native.serving_instances,
         "pg_admin_url": native.pg_admin_url,
+        "timeout_s": native.timeout_s,
         "bucket": shared.s3_bucket,
         "admin_username": shared.mlflow_admin_username or "admin",
         "admin_password": admin_password.get_secret_value() if admin_password else None,

@@ -27,9 +27,11 @@ TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
 class NginxTemplateVariables(BaseSettings):
-    """The variables of infra/nginx/templates/hearteye.conf.template (``HEARTEYE_NGINX_*``):
-    compose sets them on the nginx service (the image's envsubst renders the template), the
-    native stack passes them to ``render``. Defaults: compose's values."""
+    """The declaration of infra/nginx/templates/hearteye.conf.template's variables
+    (``HEARTEYE_NGINX_*``): compose sets them on the nginx service (the image's envsubst renders
+    the template), the native stack passes them to ``render`` (``native_variables``). Defaults:
+    compose's values. tests/infra/test_nginx_config.py keeps the template, this class, compose
+    and the native values in step."""
 
     model_config = SettingsConfigDict(env_prefix="HEARTEYE_NGINX_", extra="ignore", frozen=True)
 
@@ -100,18 +102,21 @@ def native_variables(plan: StackPlan) -> dict[str, str]:
     )
     # Without a serving tier the upstream still needs a server: nothing listens on it (502).
     serving = serving or "server 127.0.0.1:9 down;"
-    return NginxTemplateVariables(
-        listen=f"127.0.0.1:{plan.http_port}",
-        server_name=plan.public_host,
-        serving_servers=serving,
-        mlflow_servers=f"server 127.0.0.1:{plan.ports['mlflow']};",
-        pgadmin="",  # no pgAdmin natively: /admin/ answers the 503 page
-        resolver="127.0.0.1",  # never used: every native upstream is an address
-        html_dir=str(nginx / "html"),
-        snippets_dir=str(nginx / "conf" / "snippets"),
-        tls="off",
-        access_log=str(plan.state / "logs" / "nginx-access.json.log"),
-    ).variables()
+    return {
+        "HEARTEYE_NGINX_LISTEN": f"127.0.0.1:{plan.http_port}",
+        "HEARTEYE_NGINX_SERVER_NAME": plan.public_host,
+        "HEARTEYE_NGINX_SERVING_SERVERS": serving,
+        "HEARTEYE_NGINX_MLFLOW_SERVERS": f"server 127.0.0.1:{plan.ports['mlflow']};",
+        "HEARTEYE_NGINX_PGADMIN": "",  # no pgAdmin natively: /admin/ answers the 503 page
+        "HEARTEYE_NGINX_RESOLVER": "127.0.0.1",  # never used: every native upstream is an address
+        "HEARTEYE_NGINX_HTML_DIR": str(nginx / "html"),
+        "HEARTEYE_NGINX_SNIPPETS_DIR": str(nginx / "conf" / "snippets"),
+        "HEARTEYE_NGINX_TLS": "off",
+        "HEARTEYE_NGINX_ACCESS_LOG": str(plan.state / "logs" / "nginx-access.json.log"),
+        "HEARTEYE_NGINX_MAX_BODY_SIZE": "16m",
+        "HEARTEYE_NGINX_API_RATE": "50r/s",
+        "HEARTEYE_NGINX_TOKEN_RATE": "10r/m",
+    }
 
 
 def main_conf(prefix: Path, pid: Path, error_log: Path, worker_user: str | None) -> str:
