@@ -40,7 +40,13 @@ from serving.oip import (
 from serving.runtime import Runtime
 from serving.store import ModelUnavailableError, UnknownModelError
 
-router = APIRouter(prefix=PREFIX, tags=["open inference protocol (v2)"], route_class=FastJSONRoute)
+# V2 clients (tritonclient among them) send JSON bodies without a Content-Type: read them as JSON.
+router = APIRouter(
+    prefix=PREFIX,
+    tags=["open inference protocol (v2)"],
+    route_class=FastJSONRoute,
+    strict_content_type=False,
+)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "An input is missing, malformed or out of range"},

@@ -232,6 +232,17 @@ def test_malformed_bodies_are_400_with_the_v2_error(
     assert message in response.json()["error"]
 
 
+def test_a_body_without_content_type_is_read_as_json(api: Api, strips: list[np.ndarray]) -> None:
+    import json
+
+    response = api.client.post(
+        f"/v2/models/{XGB}/infer",
+        content=json.dumps(infer_body(strips[0])).encode(),
+        headers=api.headers(),  # no Content-Type, as tritonclient sends it
+    )
+    assert response.status_code == 200, response.text
+
+
 def test_malformed_json_binary_extension_and_unknown_output(
     api: Api, strips: list[np.ndarray]
 ) -> None:
