@@ -414,3 +414,27 @@ def test_the_cloudnative_pg_option_matches_the_prod_database_host() -> None:
         dev_stores["data"]["HEARTEYE_PLATFORM_DB_OWNER"],
         dev_stores["data"]["HEARTEYE_PLATFORM_DB_APP_ROLE"],
     }
+
+
+def test_the_kserve_example_runs_the_serving_container_on_the_v2_probes() -> None:
+    (service,) = yaml.safe_load_all((K8S / "kserve" / "inferenceservice.yaml").read_text())
+    assert service["apiVersion"] == "serving.kserve.io/v1beta1"
+    assert service["kind"] == "InferenceService"
+    (container,) = service["spec"]["predictor"]["containers"]
+    serving = objects("prod", "Deployment")["serving"]["spec"]["template"]["spec"]
+    (reference,) = serving["containers"]
+    assert container["image"] == reference["image"]
+    assert container["command"][:3] == reference["command"][:3]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    secrets = {
+        e["valueFrom"]["secretKeyRef"]["key"]
+        for e in container["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert secrets == {
+        e["valueFrom"]["secretKeyRef"]["key"]
+        for e in reference["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True

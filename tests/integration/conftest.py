@@ -69,6 +69,8 @@ def _start_stack() -> NativeStack:
         state_dir=state,
         http_port=_free_port(),
         serving=os.environ.get("HEARTEYE_STACK_SERVING", "auto"),
+        # Each service's start-up deadline; raise it on a loaded host (the default is 90 s).
+        timeout_s=float(os.environ.get("HEARTEYE_STACK_TIMEOUT_S", "90")),
     )
     began = time.monotonic()
     try:
