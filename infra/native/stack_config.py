@@ -284,6 +284,7 @@ def settings_from_env(**overrides: object) -> StackSettings:
         "admin_username": env.get("MLFLOW_AUTH_ADMIN_USERNAME") or "admin",
         "admin_password": env.get("MLFLOW_AUTH_ADMIN_PASSWORD") or None,
         "flask_secret_key": env.get("MLFLOW_FLASK_SERVER_SECRET_KEY") or None,
+        "timeout_s": float(env.get("HEARTEYE_STACK_TIMEOUT_S", "90")),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return StackSettings(**values)  # type: ignore[arg-type]
