@@ -82,48 +82,73 @@ async def server_ready(runtime: RuntimeDep) -> JSONResponse:
 
 
 @router.get("/models/{model_name}", response_model=ModelMetadata, responses=ERRORS)
+async def get_model_metadata(model_name: str, user: Clinician, request: Request) -> ModelMetadata:
+    """The model's inputs and outputs (datatypes, shapes, class order) and the version served."""
+    return _metadata(runtime_of(request), model_name, None)
+
+
 @router.get(
     "/models/{model_name}/versions/{model_version}", response_model=ModelMetadata, responses=ERRORS
 )
-async def get_model_metadata(
-    model_name: str, user: Clinician, request: Request, model_version: str | None = None
+async def get_model_version_metadata(
+    model_name: str, model_version: str, user: Clinician, request: Request
 ) -> ModelMetadata:
-    """The model's inputs and outputs (datatypes, shapes, class order) and the version served."""
-    loaded = _served(runtime_of(request), model_name, model_version)
-    return model_metadata(loaded.name, loaded.version, loaded.kind)
+    """As without a version; 404 naming the served version when it is another."""
+    return _metadata(runtime_of(request), model_name, model_version)
 
 
 @router.get("/models/{model_name}/ready", response_model=ModelReady, responses=ERRORS)
+async def get_model_ready(model_name: str, user: Clinician, request: Request) -> JSONResponse:
+    """200 and ``ready: true`` when a version is loaded; 503 and ``ready: false`` before."""
+    return _ready(runtime_of(request), model_name, None)
+
+
 @router.get(
     "/models/{model_name}/versions/{model_version}/ready",
     response_model=ModelReady,
     responses=ERRORS,
 )
-async def get_model_ready(
-    model_name: str, user: Clinician, request: Request, model_version: str | None = None
+async def get_model_version_ready(
+    model_name: str, model_version: str, user: Clinician, request: Request
 ) -> JSONResponse:
-    """200 and ``ready: true`` when a version is loaded; 503 and ``ready: false`` before."""
-    try:
-        _served(runtime_of(request), model_name, model_version)
-    except ModelUnavailableError:
-        return JSONResponse({"name": model_name, "ready": False}, status_code=503)
-    return JSONResponse({"name": model_name, "ready": True})
+    """As without a version; 404 naming the served version when it is another."""
+    return _ready(runtime_of(request), model_name, model_version)
 
 
 @router.post("/models/{model_name}/infer", response_model=InferResponse, responses=ERRORS)
+async def infer(model_name: str, body: InferRequest, user: Clinician, request: Request) -> Response:
+    """Label every beat of one strip (inputs `signal`, `fs`, optional `r_peaks`)."""
+    return await _infer(request, body, model_name, None)
+
+
 @router.post(
     "/models/{model_name}/versions/{model_version}/infer",
     response_model=InferResponse,
     responses=ERRORS,
 )
-async def infer(
-    model_name: str,
-    body: InferRequest,
-    user: Clinician,
-    request: Request,
-    model_version: str | None = None,
+async def infer_version(
+    model_name: str, model_version: str, body: InferRequest, user: Clinician, request: Request
 ) -> Response:
-    """Label every beat of one strip (inputs `signal`, `fs`, optional `r_peaks`)."""
+    """As without a version; 404 naming the served version when it is another."""
+    return await _infer(request, body, model_name, model_version)
+
+
+def _metadata(runtime: Runtime, name: str, version: str | None) -> ModelMetadata:
+    loaded = _served(runtime, name, version)
+    return model_metadata(loaded.name, loaded.version, loaded.kind)
+
+
+def _ready(runtime: Runtime, name: str, version: str | None) -> JSONResponse:
+    try:
+        _served(runtime, name, version)
+    except ModelUnavailableError:
+        return JSONResponse({"name": name, "ready": False}, status_code=503)
+    return JSONResponse({"name": name, "ready": True})
+
+
+async def _infer(
+    request: Request, body: InferRequest, model_name: str, model_version: str | None
+) -> Response:
     if BINARY_HEADER in request.headers:
         raise OipError(
             "the binary tensor data extension is not supported: send the tensors as JSON data "

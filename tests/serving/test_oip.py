@@ -339,3 +339,5 @@ def test_the_protocol_is_in_the_openapi_document(api: Api) -> None:
         "/v2/models/{model_name}/versions/{model_version}/infer",
     ):
         assert path in paths, path
+        for operation in paths[path].values():  # no stray query parameters
+            assert all(p["in"] == "path" for p in operation.get("parameters", [])), path
