@@ -22,6 +22,7 @@ FASTAPI_MODULE_SINCE = {
     "fastapi.exception_handlers": (0, 115, 0),
     "fastapi.exceptions": (0, 115, 0),
     "fastapi.middleware.cors": (0, 115, 0),
+    "fastapi.openapi.utils": (0, 115, 0),  # get_openapi (older than 0.115)
     "fastapi.responses": (0, 115, 0),
     "fastapi.routing": (0, 115, 0),
     "fastapi.security": (0, 115, 0),
