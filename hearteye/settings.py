@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -95,6 +95,13 @@ class HearteyeSettings(BaseSettings):
         description="How long `ml promote` / `ml rollback` wait for concurrent promotions of the "
         "same model before giving up.",
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared secret of the MLflow registry webhook (>= 32 bytes): `ml webhook "
+        "register` gives it to MLflow, and serving checks every delivery's HMAC signature with it. "
+        "Unset: serving refuses webhooks and finds promotions by polling alone. Production "
+        "refuses a placeholder.",
+    )
     database_url: str | None = Field(
         default=None,
         description="Platform database (users, prediction audit trail; not MLflow's) that "
@@ -139,6 +146,9 @@ class HearteyeSettings(BaseSettings):
         """The digest ids (first 16 hex digits) of the data sets the gate requires."""
         parts = (part.strip().lower() for part in self.gate_required_evaluations.split(","))
         return tuple(part[:16] for part in parts if part)
+
+    def webhook_secret_value(self) -> str | None:
+        return self.webhook_secret.get_secret_value() if self.webhook_secret is not None else None
 
     @property
     def mitdb_path(self) -> Path:
