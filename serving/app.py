@@ -40,7 +40,7 @@ from serving.runtime import Runtime
 from serving.settings import ServingSettings
 from serving.signal_json import warm_up as warm_up_signal_parser
 from serving.store import ModelStore
-from serving.webhooks import DeliveryLedger, WakeSignal
+from serving.webhooks import DeliveryLedger, WakeNotes
 
 logger = logging.getLogger("serving.app")
 
@@ -162,7 +162,7 @@ def _start_webhooks(runtime: Runtime) -> None:
     )
     directory = settings.webhook_wake_path
     directory.mkdir(parents=True, exist_ok=True)
-    runtime.wake = WakeSignal(directory / "wake")
+    runtime.wake = WakeNotes(directory, settings.models)
     runtime.deliveries = DeliveryLedger(
         directory / "deliveries", keep_s=2 * settings.webhook_tolerance_s + 60.0
     )

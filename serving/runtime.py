@@ -22,7 +22,7 @@ from serving.context import ClientResolver
 from serving.metrics import ServingMetrics
 from serving.settings import ServingSettings
 from serving.store import ModelStore
-from serving.webhooks import DeliveryLedger, WakeSignal
+from serving.webhooks import DeliveryLedger, WakeNotes
 
 #: Verified tokens remembered per worker (the signature check is skipped for these).
 VERIFIED_TOKENS_KEPT = 4096
@@ -40,7 +40,7 @@ class Runtime:
     batchers: dict[str, MicroBatcher] = field(default_factory=dict)
     jwt_secret: str | None = None
     webhook_secret: str | None = None  # None: registry webhooks are refused (polling only)
-    wake: WakeSignal | None = None
+    wake: WakeNotes | None = None
     deliveries: DeliveryLedger | None = None
     engine: Engine | None = None
     sessions: sessionmaker[Session] | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ from serving.metrics import ServingMetrics
 from serving.model_cache import ModelCache
 from serving.registry_source import RegistrySource, RegistryUnavailableError, ResolvedVersion
 from serving.settings import ServingSettings
-from serving.webhooks import WAKE_CHECK_S, WakeSignal
+from serving.webhooks import WAKE_CHECK_S, WakeNotes
 
 logger = logging.getLogger("serving.store")
 
@@ -82,7 +82,7 @@ class ModelStore:
         source: RegistrySource | None = None,
         cache: ModelCache | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wake: WakeSignal | None = None,
+        wake: WakeNotes | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -137,35 +137,42 @@ class ModelStore:
         tick = WAKE_CHECK_S if self.wake is not None else interval
         next_poll = self._clock() + interval
         while not self._stop.wait(tick):
-            if self.wake is not None and self.wake.changed():
-                trigger = "webhook"
-            elif self._clock() >= next_poll:
-                trigger = "interval"
-            else:
-                continue
+            woken = self.wake.changed() if self.wake is not None else []
             try:
-                self.poll_once(trigger=trigger)
+                if woken:
+                    self.poll_once(trigger="webhook", models=woken)
+                elif self._clock() >= next_poll:
+                    self.poll_once(trigger="interval")
+                    next_poll = self._clock() + interval
             except Exception:  # never let the poller die: the next poll tries again
                 logger.exception("model poll failed")
-            next_poll = self._clock() + interval
 
     # -- polling -------------------------------------------------------------------------------
 
-    def poll_once(self, *, startup: bool = False, trigger: str = "interval") -> None:
-        """Resolve every model's alias and swap in versions that moved.
+    def poll_once(
+        self,
+        *,
+        startup: bool = False,
+        trigger: str = "interval",
+        models: Collection[str] | None = None,
+    ) -> None:
+        """Resolve every model's alias (or only ``models``') and swap in versions that moved.
 
-        ``trigger`` (``startup``, ``interval``, ``webhook``) only labels the poll in the metrics.
+        ``trigger`` (``startup``, ``interval``, ``webhook``) labels the poll in the metrics. A
+        webhook's poll skips the reachability probe (the registry just called us) and resolves
+        only the models the webhook named: one request per model instead of one per served model
+        plus the probe, from every worker at the same moment.
         """
         trigger = "startup" if startup else trigger
+        names = [name for name in self.slots if models is None or name in models]
         with self._poll_lock:
             self.metrics.polls.labels(trigger).inc()
             self.last_poll_at = datetime.now(UTC)
-            problem = self.source.check()
+            problem = None if trigger == "webhook" else self.source.check()
             if problem is None:
                 try:
                     resolved = {
-                        name: self.source.resolve(name, self.settings.model_alias)
-                        for name in self.slots
+                        name: self.source.resolve(name, self.settings.model_alias) for name in names
                     }
                 except RegistryUnavailableError as exc:
                     problem = str(exc)

@@ -11,12 +11,14 @@ Every worker of every instance that shares the wake directory sees an accepted d
 
 * :class:`DeliveryLedger` claims the delivery id as a file created with ``O_EXCL`` in
   ``<wake dir>/deliveries/``, atomic across processes, so a replay to any worker is refused;
-* :class:`WakeSignal` replaces ``<wake dir>/wake`` with a new note; each worker's model-store
-  thread reads it every ``WAKE_CHECK_S`` and polls the registry as soon as it changed.
+* :class:`WakeNotes` replaces the model's note ``<wake dir>/wake-<hash of its name>``; each
+  worker's model-store thread reads the notes every ``WAKE_CHECK_S`` and, as soon as one changed,
+  resolves that model's alias in the registry.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -24,6 +26,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -164,31 +167,42 @@ class DeliveryLedger:
                 continue
 
 
-class WakeSignal:
-    """The wake note: written by the worker that accepted a delivery, read by every worker."""
+class WakeNotes:
+    """One wake note per served model: written by the worker that accepted a delivery, read by
+    every worker. A note per model, so two deliveries for different models within one check
+    both wake their model."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._seen = self._read()
+    def __init__(self, directory: Path, models: Iterable[str]) -> None:
+        self.paths = {name: directory / f"wake-{_slug(name)}" for name in models}
+        self._seen = {name: _read(path) for name, path in self.paths.items()}
 
-    def notify(self, note: dict[str, Any]) -> None:
-        """Replace the note atomically; every watcher sees a different content."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        content = json.dumps({**note, "nonce": uuid.uuid4().hex, "at": time.time()})
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+    def notify(self, model: str, note: dict[str, Any]) -> None:
+        """Replace ``model``'s note atomically; every watcher sees a different content."""
+        path = self.paths[model]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        content = json.dumps({**note, "model": model, "nonce": uuid.uuid4().hex, "at": time.time()})
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
         tmp.write_text(content)
-        os.replace(tmp, self.path)
+        os.replace(tmp, path)
 
-    def changed(self) -> bool:
-        """Whether the note differs from the last one this process saw (then remembers it)."""
-        current = self._read()
-        if current == self._seen:
-            return False
-        self._seen = current
-        return True
+    def changed(self) -> list[str]:
+        """The models whose note differs from the last one this process saw (then remembered)."""
+        woken = []
+        for name, path in self.paths.items():
+            current = _read(path)
+            if current != self._seen[name]:
+                self._seen[name] = current
+                woken.append(name)
+        return woken
 
-    def _read(self) -> bytes | None:
-        try:
-            return self.path.read_bytes()
-        except FileNotFoundError:
-            return None
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _slug(name: str) -> str:
+    """A file-name-safe, stable stand-in for a registered model's name."""
+    return hashlib.sha256(name.encode()).hexdigest()[:16]

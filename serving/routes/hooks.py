@@ -2,9 +2,9 @@
 
 No bearer token: the MLflow server authenticates itself by the HMAC signature of each delivery
 (shared secret ``HEARTEYE_WEBHOOK_SECRET``, checked in :mod:`serving.webhooks`). An accepted
-delivery that concerns a served model's alias replaces the wake note; every worker sharing the
-wake directory (all of this instance's, and other instances' on the host that share it) polls the
-registry within ``WAKE_CHECK_S`` and loads the new version. Nothing else is trusted from the body:
+delivery that concerns a served model's alias replaces that model's wake note; every worker
+sharing the wake directory (all of this instance's, and other instances' on the host that share
+it) resolves the model's alias within ``WAKE_CHECK_S`` and loads the new version. Nothing else is trusted from the body:
 the workers read the alias from the registry itself.
 """
 
@@ -95,9 +95,7 @@ async def mlflow_registry(request: Request) -> JSONResponse:
     if answer.status == "ignored":
         logger.info("registry webhook %s ignored: %s", delivery.delivery_id, answer.detail)
         return JSONResponse(answer.model_dump(), status_code=200)
-    runtime.wake.notify(
-        {"delivery_id": delivery.delivery_id, "event": delivery.event, "model": model}
-    )
+    runtime.wake.notify(model, {"delivery_id": delivery.delivery_id, "event": delivery.event})
     logger.info(
         "registry webhook %s: %s %s@%s -> %s, waking every worker",
         delivery.delivery_id,

@@ -28,7 +28,7 @@ from hearteye.registry.webhooks import (
 )
 from serving.webhooks import (
     DeliveryLedger,
-    WakeSignal,
+    WakeNotes,
     WebhookRefusedError,
     verify_delivery,
 )
@@ -210,17 +210,18 @@ def test_the_ledger_forgets_ids_older_than_it_keeps(tmp_path: Path) -> None:
 
 
 def test_a_wake_note_is_seen_once_by_every_watcher(tmp_path: Path) -> None:
-    path = tmp_path / "wake"
-    writer = WakeSignal(path)
-    watchers = [WakeSignal(path) for _ in range(3)]
-    assert not any(w.changed() for w in watchers)
-    writer.notify({"model": XGB})
-    assert all(w.changed() for w in watchers)
-    assert not any(w.changed() for w in watchers)
-    writer.notify({"model": XGB})
-    writer.notify({"model": XGB})  # two notes in a row: still seen (once)
-    assert [w.changed() for w in watchers] == [True, True, True]
-    assert [p.name for p in tmp_path.iterdir()] == ["wake"]  # no temporary files left
+    models = [XGB, "ecg-bilstm"]
+    writer = WakeNotes(tmp_path, models)
+    watchers = [WakeNotes(tmp_path, models) for _ in range(3)]
+    assert [w.changed() for w in watchers] == [[], [], []]
+    writer.notify(XGB, {"delivery_id": "d-1"})
+    assert [w.changed() for w in watchers] == [[XGB]] * 3
+    assert [w.changed() for w in watchers] == [[], [], []]
+    writer.notify(XGB, {"delivery_id": "d-2"})
+    writer.notify(XGB, {"delivery_id": "d-2"})  # the same note twice: still seen (once)
+    writer.notify("ecg-bilstm", {"delivery_id": "d-3"})  # another model in the same check
+    assert [w.changed() for w in watchers] == [models] * 3
+    assert len(list(tmp_path.iterdir())) == 2  # one note per model, no temporary files left
 
 
 # -- MLflow's own delivery code, end to end into our verification -------------------------------
