@@ -287,12 +287,16 @@ class Bench:
         began = time.time()
         promote(registry, MODEL, version, force=True, reason="bench_promotion", plan=plan)
         returned = time.time()
-        swapped = watcher.wait_for(version, WORKERS * len(self.instance_ports), timeout_s=120)
+        swapped, delivered = watcher.wait_for(
+            version, WORKERS * len(self.instance_ports), timeout_s=120
+        )
         return {
             "version": version,
             "call_s": round(returned - began, 3),
             "all_workers_s": round(max(swapped) - began, 3),
             "first_worker_s": round(min(swapped) - began, 3),
+            "delivery_s": round(delivered - began, 3),
+            "delivery_to_all_s": round(max(swapped) - delivered, 3),
             "cycle_s": time.time() - began,
             "loadavg_1m": _load()[0],
         }
@@ -339,7 +343,8 @@ class Bench:
 
 
 class SwapWatcher:
-    """Reads the instances' JSON logs for the workers' "serving <model> v<N>" lines."""
+    """Reads the instances' JSON logs: the workers' "serving <model> v<N>" lines, and the line of
+    the worker that accepted the webhook delivery for v<N>."""
 
     def __init__(self, logs: list[Path]) -> None:
         self.logs = logs
@@ -349,10 +354,12 @@ class SwapWatcher:
         for log in self.logs:
             self.offsets[log] = log.stat().st_size
 
-    def wait_for(self, version: str, workers: int, timeout_s: float) -> list[float]:
-        """Swap times (epoch s) of ``workers`` workers to ``version``."""
-        marker = f"serving {MODEL} v{version} (run"
+    def wait_for(self, version: str, workers: int, timeout_s: float) -> tuple[list[float], float]:
+        """Swap times (epoch s) of ``workers`` workers to ``version``, and the delivery's time."""
+        swapped = f"serving {MODEL} v{version} (run".encode()
+        delivered = f"{MODEL}@production -> {version}, waking".encode()
         seen: list[float] = []
+        delivery = float("nan")
         deadline = time.monotonic() + timeout_s
         while len(seen) < workers:
             for log in self.logs:
@@ -362,45 +369,58 @@ class SwapWatcher:
                 end = chunk.rfind(b"\n") + 1
                 self.offsets[log] += end
                 for line in chunk[:end].splitlines():
-                    if marker.encode() in line:
-                        entry = json.loads(line)
-                        seen.append(datetime.fromisoformat(entry["time"]).timestamp())
+                    if swapped in line or delivered in line:
+                        at = datetime.fromisoformat(json.loads(line)["time"]).timestamp()
+                        if swapped in line:
+                            seen.append(at)
+                        else:
+                            delivery = at
             if time.monotonic() > deadline:
                 raise SystemExit(f"only {len(seen)} of {workers} workers swapped to v{version}")
             time.sleep(0.02)
-        return seen
+        return seen, delivery
 
 
 # -- helpers ---------------------------------------------------------------------------------
 
 
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {
+        "p50": round(statistics.median(ordered), 3),
+        "p95": round(p95, 3),
+        "max": round(ordered[-1], 3),
+    }
+
+
 def _summary(trials: list[dict[str, Any]]) -> dict[str, Any]:
-    times = sorted(t["all_workers_s"] for t in trials)
-    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
     return {
         "promotions": len(trials),
-        "all_workers_p50_s": round(statistics.median(times), 3),
-        "all_workers_p95_s": round(p95, 3),
-        "all_workers_max_s": round(times[-1], 3),
-        "call_p50_s": round(statistics.median(t["call_s"] for t in trials), 3),
+        "call_start_to_all_workers_s": _percentiles([t["all_workers_s"] for t in trials]),
+        "delivery_to_all_workers_s": _percentiles([t["delivery_to_all_s"] for t in trials]),
+        "call_start_to_delivery_s": _percentiles([t["delivery_s"] for t in trials]),
+        "call_s": _percentiles([t["call_s"] for t in trials]),
         "loadavg_1m": [min(t["loadavg_1m"] for t in trials), max(t["loadavg_1m"] for t in trials)],
         "trials": trials,
     }
 
 
 def _print_phase(name: str, summary: dict[str, Any]) -> None:
-    extra = ""
+    def show(key: str) -> str:
+        v = summary[key]
+        return f"p50 {v['p50']:.3f} s, p95 {v['p95']:.3f} s, max {v['max']:.3f} s"
+
+    print(f"\nPromotions {name} ({summary['promotions']}; load average {summary['loadavg_1m']}):")
+    print(f"  webhook delivered -> every worker serving: {show('delivery_to_all_workers_s')}")
+    print(f"  promote call start -> every worker:        {show('call_start_to_all_workers_s')}")
+    print(f"  promote call start -> webhook delivered:   {show('call_start_to_delivery_s')}")
+    print(f"  the promote call itself:                   {show('call_s')}")
     if "failed" in summary:
-        extra = (
-            f"; load {summary['rps']} req/s, p99 {summary['p99_ms']} ms, "
-            f"{summary['failed']} failed of {summary['requests']}"
+        print(
+            f"  load: {summary['rps']} req/s, p99 {summary['p99_ms']} ms, "
+            f"{summary['failed']} failed of {summary['requests']} ({summary['statuses']})"
         )
-    print(
-        f"promote -> every worker, {name} ({summary['promotions']} promotions): "
-        f"p50 {summary['all_workers_p50_s']:.3f} s, p95 {summary['all_workers_p95_s']:.3f} s, "
-        f"max {summary['all_workers_max_s']:.3f} s (the promote call itself: p50 "
-        f"{summary['call_p50_s']:.3f} s; load average {summary['loadavg_1m']}){extra}"
-    )
 
 
 def _merge(statuses: Any) -> dict[int, int]:
