@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 import hearteye
 from hearteye_platform.audit import AuditWriter
-from hearteye_platform.auth_tokens import resolve_jwt_secret
+from hearteye_platform.auth_tokens import check_secret, resolve_jwt_secret
 from hearteye_platform.db import (
     DatabaseUnavailableError,
     create_db_engine,
@@ -36,11 +36,12 @@ from serving.logs import configure_logging
 from serving.metrics import ServingMetrics
 from serving.middleware import RequestMiddleware
 from serving.openapi import install_openapi
-from serving.routes import audit, auth, health, models, oip, predict
+from serving.routes import audit, auth, health, hooks, models, oip, predict
 from serving.runtime import Runtime
 from serving.settings import ServingSettings
 from serving.signal_json import warm_up as warm_up_signal_parser
 from serving.store import ModelStore
+from serving.webhooks import DeliveryLedger, WakeNotes
 
 logger = logging.getLogger("serving.app")
 
@@ -85,7 +86,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.state.runtime = runtime
     install_openapi(app, settings)
     install_error_handlers(app)
-    for module in (auth, predict, oip, models, audit, health):
+    for module in (auth, predict, oip, models, audit, hooks, health):
         app.include_router(module.router)
     if settings.fast_path:  # innermost of ours: inside CORS and the request middleware
         app.add_middleware(
@@ -130,8 +131,9 @@ def start_runtime(runtime: Runtime) -> None:
     settings.model_cache_path.mkdir(parents=True, exist_ok=True)
     if settings.fast_path:
         warm_up_signal_parser()  # compiled now (or loaded from numba's cache), not on a request
+    _start_webhooks(runtime)
     _start_database(runtime)
-    store = ModelStore(settings, runtime.metrics)
+    store = ModelStore(settings, runtime.metrics, wake=runtime.wake)
     runtime.store = store
     for name in settings.micro_batch_models:
         if name in settings.models:
@@ -143,12 +145,30 @@ def start_runtime(runtime: Runtime) -> None:
             )
     store.start()
     logger.info(
-        "serving %s (default %s, alias %s, poll every %.1f s) from %s",
+        "serving %s (default %s, alias %s, poll every %.1f s%s) from %s",
         ", ".join(settings.models),
         settings.default_model,
         settings.model_alias,
-        settings.poll_interval_s,
+        settings.registry_poll_interval_s,
+        ", woken by registry webhooks" if runtime.wake is not None else "",
         store.source.target.uri,
+    )
+
+
+def _start_webhooks(runtime: Runtime) -> None:
+    """With a webhook secret: the wake note every worker watches and the shared replay ledger."""
+    settings = runtime.settings
+    secret = settings.webhook_secret_value()
+    if secret is None:
+        return
+    runtime.webhook_secret = check_secret(
+        secret, variable="HEARTEYE_WEBHOOK_SECRET", production=settings.env == "production"
+    )
+    directory = settings.webhook_wake_path
+    directory.mkdir(parents=True, exist_ok=True)
+    runtime.wake = WakeNotes(directory, settings.models)
+    runtime.deliveries = DeliveryLedger(
+        directory / "deliveries", keep_s=2 * settings.webhook_tolerance_s + 60.0
     )
 
 

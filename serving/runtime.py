@@ -22,6 +22,7 @@ from serving.context import ClientResolver
 from serving.metrics import ServingMetrics
 from serving.settings import ServingSettings
 from serving.store import ModelStore
+from serving.webhooks import DeliveryLedger, WakeNotes
 
 #: Verified tokens remembered per worker (the signature check is skipped for these).
 VERIFIED_TOKENS_KEPT = 4096
@@ -38,6 +39,9 @@ class Runtime:
     store: ModelStore | None = None
     batchers: dict[str, MicroBatcher] = field(default_factory=dict)
     jwt_secret: str | None = None
+    webhook_secret: str | None = None  # None: registry webhooks are refused (polling only)
+    wake: WakeNotes | None = None
+    deliveries: DeliveryLedger | None = None
     engine: Engine | None = None
     sessions: sessionmaker[Session] | None = None
     users: UserStore | None = None
