@@ -139,6 +139,44 @@ class ServingMetrics:
             multiprocess_mode="liveall",
         )
 
+        self.low_confidence_beats = Counter(
+            "hearteye_low_confidence_beats_total",
+            "Beats whose most probable class had less than the reference profile's "
+            "low-confidence probability, by model and version.",
+            ["model", "version"],
+            registry=reg,
+        )
+        self.drift_psi = Gauge(
+            "hearteye_drift_psi",
+            "Population stability index of a drift signal in this worker's window against the "
+            "version's reference profile.",
+            ["model", "version", "signal"],
+            registry=reg,
+            multiprocess_mode="liveall",
+        )
+        self.drift_fired = Gauge(
+            "hearteye_drift_signal_fired",
+            "1 when the drift signal's PSI exceeds HEARTEYE_DRIFT_PSI_THRESHOLD with enough strips "
+            "in the window.",
+            ["model", "version", "signal"],
+            registry=reg,
+            multiprocess_mode="liveall",
+        )
+        self.drift_window_strips = Gauge(
+            "hearteye_drift_window_strips",
+            "Strips in this worker's drift window.",
+            ["model", "version"],
+            registry=reg,
+            multiprocess_mode="liveall",
+        )
+        self.drift_low_confidence_rate = Gauge(
+            "hearteye_drift_low_confidence_beats_per_minute",
+            "Low-confidence beats per minute of ECG in this worker's drift window.",
+            ["model", "version"],
+            registry=reg,
+            multiprocess_mode="liveall",
+        )
+
     # -- the per-request hot path: labelled children looked up once, then kept ----------------
     # ``Metric.labels(...)`` validates and joins the label values under a lock on every call;
     # the label sets seen here are few (routes x statuses, models x versions x classes).

@@ -237,7 +237,14 @@ class ModelStore:
         except Exception as exc:  # e.g. the lock timed out
             raise VersionLoadError(name, version, "download", repr(exc)) from exc
         try:
-            return load_version(name, version, resolved.run_id, model_dir, "registry")
+            return load_version(
+                name,
+                version,
+                resolved.run_id,
+                model_dir,
+                "registry",
+                monitored=self.settings.drift_monitoring,
+            )
         except VersionLoadError:
             # Don't keep files that failed: the next attempt downloads them anew.
             self.cache.discard(name, version)
@@ -266,7 +273,14 @@ class ModelStore:
             return
         directory = self.cache.version_dir(slot.name, record.version)
         try:
-            loaded = load_version(slot.name, record.version, record.run_id, directory, "cache")
+            loaded = load_version(
+                slot.name,
+                record.version,
+                record.run_id,
+                directory,
+                "cache",
+                monitored=self.settings.drift_monitoring,
+            )
         except VersionLoadError as exc:
             self._failed(slot, exc)
             return
