@@ -113,6 +113,14 @@ class ServingMetrics:
             registry=reg,
             multiprocess_mode="liveall",
         )
+        self.model_loaded = Gauge(
+            "hearteye_model_loaded",
+            "1 when the worker has a version of the model loaded, 0 while it has none (the "
+            "model's requests answer 503).",
+            ["model"],
+            registry=reg,
+            multiprocess_mode="liveall",
+        )
         self.swap_error = Gauge(
             "hearteye_model_swap_error",
             "1 while the last attempt to load the alias's version failed in this worker.",

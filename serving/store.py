@@ -86,6 +86,8 @@ class ModelStore:
         self.source = source or RegistrySource(settings)
         self.cache = cache or ModelCache(settings.model_cache_path, keep=settings.model_cache_keep)
         self.slots = {name: ModelSlot(name) for name in settings.models}
+        for name in self.slots:
+            metrics.model_loaded.labels(name).set(0)
         self.registry_error: str | None = "not polled yet"
         self.last_poll_at: datetime | None = None
         self._clock = clock
@@ -300,6 +302,7 @@ class ModelStore:
             m.version_info.labels(old.name, old.version, old.run_id or "", old.source).set(0)
         m.version_info.labels(new.name, new.version, new.run_id or "", new.source).set(1)
         m.loaded_version.labels(new.name).set(new.version_number)
+        m.model_loaded.labels(new.name).set(1)
         m.swap_error.labels(new.name).set(0)
 
     # -- status --------------------------------------------------------------------------------

@@ -7,8 +7,9 @@
 Services, each started after its dependencies are healthy: fresh PostgreSQL databases on the
 machine's server, SeaweedFS (`weed mini`) as the S3 server plus the bucket init, `mlflow server`
 (PostgreSQL store, proxied S3 artifacts, basic-auth, /mlflow prefix), the serving tier (two
-Gunicorn instances; optional until serving/gunicorn.conf.py exists), and nginx as the only public
-entry on HEARTEYE_HTTP_PORT (default 8080). State, logs and data live in HEARTEYE_STACK_DIR
+Gunicorn instances; optional until serving/gunicorn.conf.py exists), nginx as the only public
+entry on HEARTEYE_HTTP_PORT (default 8080), and Prometheus on 127.0.0.1 when Debian's `prometheus`
+is installed (stack_monitoring.py). State, logs and data live in HEARTEYE_STACK_DIR
 (default ./.stack); `stack.env` there holds the URLs and credentials. Every prerequisite (nginx,
 weed, gunicorn, PostgreSQL, nginx's port) is checked before anything starts, and a missing one is
 named with the one command that provides it (stack_preflight.py).
@@ -25,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import stack_monitoring
 import stack_nginx
 import stack_preflight
 import stack_services
@@ -63,6 +65,12 @@ def up(settings: StackSettings, quiet: bool = False) -> StackPlan:
     else:
         say("serving: skipped (--serving off, or serving/gunicorn.conf.py does not exist yet)")
     steps.append(("nginx", lambda: stack_nginx.start_nginx(plan, settings.timeout_s)))
+    if stack_monitoring.prometheus_binary() is not None:
+        steps.append(
+            ("prometheus", lambda: stack_monitoring.start_prometheus(plan, settings.timeout_s))
+        )
+    else:
+        say("prometheus: skipped (not installed: scripts/ensure-system.sh prometheus)")
     for name, step in steps:
         t0 = time.monotonic()
         try:
@@ -85,6 +93,8 @@ def up(settings: StackSettings, quiet: bool = False) -> StackPlan:
         say(f"  {plan.url}/health    serving health ({len(plan.serving_ports)} instances)")
         if http_status(f"{plan.url}/ready") == 503:
             say("  no production model yet (/ready and /health answer 503): ml train, ml promote")
+    if plan.prometheus_port:
+        say(f"  http://127.0.0.1:{plan.prometheus_port}/  Prometheus (alerts: /alerts)")
     say(f"  credentials and URLs: {env_file}")
     return plan
 

@@ -90,6 +90,8 @@ class StackPlan:
     app_role: str = ""
     app_password: str = ""
     app_role_created: bool = False
+    #: Prometheus's port when the stack runs one (Debian's binary installed), else None.
+    prometheus_port: int | None = None
     processes: list[ProcessRecord] = field(default_factory=list)
 
     @property
@@ -171,6 +173,11 @@ class StackPlan:
             "HEARTEYE_STACK_S3_BUCKET": self.bucket,
             "HEARTEYE_STACK_S3_ACCESS_KEY": self.s3_admin_key,
             "HEARTEYE_STACK_S3_SECRET_KEY": self.s3_admin_secret,
+            **(
+                {"HEARTEYE_STACK_PROMETHEUS_URL": f"http://127.0.0.1:{self.prometheus_port}"}
+                if self.prometheus_port
+                else {}
+            ),
         }
 
     def write_env(self) -> Path:

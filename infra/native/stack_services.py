@@ -242,6 +242,8 @@ def start_mlflow(plan: StackPlan, timeout_s: float) -> None:
         "--static-prefix", "/mlflow",
         "--allowed-hosts", ",".join(dict.fromkeys(allowed)),
         "--app-name", "basic-auth",
+        # /metrics (basic auth; prometheus scrapes it as the reader), per-process files here.
+        "--expose-prometheus", str(plan.state / "mlflow" / "prometheus-metrics"),
     ]  # fmt: skip
     env = base_env(plan) | {
         # --backend-store-uri's variable: the password stays out of the process list.
