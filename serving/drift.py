@@ -74,8 +74,8 @@ class DriftMonitor:
             for s, p in zip(strips, predictions, strict=True)
         ]
         low = sum(o.low_confidence_beats for o in observations)
-        if low:
-            self.metrics.low_confidence_beats.labels(loaded.name, loaded.version).inc(low)
+        # inc(0) too: the version's series exists (at 0) from its first strip on.
+        self.metrics.low_confidence_beats.labels(loaded.name, loaded.version).inc(low)
         key = (loaded.name, loaded.version)
         with self._lock:
             window = self._windows.get(key)

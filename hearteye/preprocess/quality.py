@@ -5,12 +5,12 @@ computes them for the reference profile logged with every model, serving for eac
 classifies, with this one implementation, so the two are comparable by construction.
 
 - ``fs_hz``: the strip's sampling rate as given.
-- ``amplitude_mv``: robust peak-to-peak of the conditioned signal (0.5th to 99.5th percentile):
-  moves with the device's gain and the lead.
+- ``amplitude_mv``: robust peak-to-peak of the conditioned signal (0.5th to 99.5th percentile,
+  nearest rank): moves with the device's gain and the lead.
 - ``baseline_wander_mv``: robust range (1st to 99th percentile) of what the band-pass's high-pass
   removed, i.e. the resampled, low-passed signal minus the conditioned one (below ~0.5 Hz).
-- ``noise_mv``: robust standard deviation (1.4826 x MAD) of what the low-pass removed (above ~40 Hz:
-  EMG, mains, added white noise).
+- ``noise_mv``: robust standard deviation (1.4826 x median absolute deviation) of what the
+  band-pass's low-pass removed (above ~40 Hz: EMG, mains, added white noise).
 - ``heart_rate_bpm``: 60 / the median RR interval of the beats (NaN with fewer than two beats).
 - ``unusable_fraction``: beats whose window runs past the strip's ends or whose QRS is below the
   detector's minimum amplitude, over all beats (NaN when there are none).
@@ -66,36 +66,46 @@ def measure_quality(
     config: PreprocessConfig,
 ) -> StripQuality:
     """Quality of a strip from its resampled raw signal, its conditioned signal and its beats
-    (all at ``config.fs``)."""
+    (all at ``config.fs``). The low-pass is the band-pass's own (compiled, mirrored ends), so
+    ``lowpassed - conditioned`` is exactly what the band-pass's high-pass removed."""
+    from hearteye.preprocess import filter_kernels
+
     taps = lowpass_taps(config.fs, config.bandpass_high_hz)
-    edge = len(taps) // 2
-    lowpassed = np.convolve(resampled, taps, mode="same")
-    inner = slice(edge, len(resampled) - edge) if len(resampled) > 4 * edge else slice(None)
-    high = (resampled - lowpassed)[inner]
-    baseline = (lowpassed - conditioned)[inner]
+    lowpassed = filter_kernels.convolve_symmetric(np.ascontiguousarray(resampled), taps)
+    high = resampled - lowpassed
     return StripQuality(
         fs_hz=float(fs),
-        amplitude_mv=_spread(conditioned, 0.5),
-        baseline_wander_mv=_spread(baseline, 1.0),
-        noise_mv=float(_MAD_TO_SD * np.median(np.abs(high - np.median(high))))
-        if high.size
-        else 0.0,
+        amplitude_mv=_spread(conditioned, 0.005),
+        baseline_wander_mv=_spread(lowpassed - conditioned, 0.01),
+        noise_mv=_MAD_TO_SD * _median(np.abs(high - _median(high))),
         heart_rate_bpm=_heart_rate(beats.peaks, config.fs),
         unusable_fraction=_unusable_fraction(beats, len(conditioned), config),
     )
 
 
-def _spread(x: FloatArray, tail_percent: float) -> float:
+def _spread(x: FloatArray, tail: float) -> float:
+    """Distance between the ``tail`` and ``1 - tail`` quantiles (nearest rank: one partition)."""
     if not x.size:
         return 0.0
-    low, high = np.percentile(x, [tail_percent, 100.0 - tail_percent])
-    return float(high - low)
+    lo = int(tail * (x.size - 1))
+    hi = x.size - 1 - lo
+    part = np.partition(x, (lo, hi))
+    return float(part[hi] - part[lo])
+
+
+def _median(x: FloatArray) -> float:
+    """The lower median (nearest rank: one partition); 0 for an empty array."""
+    if not x.size:
+        return 0.0
+    k = (x.size - 1) // 2
+    return float(np.partition(x, k)[k])
 
 
 def _heart_rate(peaks: npt.NDArray[np.int64], fs: int) -> float:
     if len(peaks) < 2:
         return float("nan")
-    return float(60.0 * fs / np.median(np.diff(peaks)))
+    rr = np.sort(np.diff(peaks))
+    return float(120.0 * fs / (rr[(len(rr) - 1) // 2] + rr[len(rr) // 2]))  # 60 / median RR
 
 
 def _unusable_fraction(beats: Beats, n: int, config: PreprocessConfig) -> float:
