@@ -18,7 +18,7 @@ FROM python:3.11-slim-bookworm
 RUN groupadd --system --gid 10001 mlflow \
     && useradd --system --uid 10001 --gid mlflow --home-dir /tmp --shell /usr/sbin/nologin mlflow
 COPY --from=build /opt/venv /opt/venv
-COPY infra/mlflow/entrypoint.sh infra/mlflow/mlflow_users.py /opt/hearteye/
+COPY infra/mlflow/entrypoint.sh infra/mlflow/mlflow_users.py infra/mlflow/mlflow_metrics.py /opt/hearteye/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -230,7 +230,7 @@ def make_plan(settings: StackSettings) -> StackPlan:
     name = stack_name(settings.state_dir)
     used = {settings.http_port}
     ports: dict[str, int] = {}
-    for key in (*SEAWEED_PORTS, "mlflow"):
+    for key in (*SEAWEED_PORTS, "mlflow", "mlflow_metrics"):
         ports[key] = free_port(used)
         used.add(ports[key])
     # SeaweedFS's plugin worker dials the admin server at its HTTP port + 10000, whatever

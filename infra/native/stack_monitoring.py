@@ -1,12 +1,12 @@
 """The native stack's Prometheus: Debian's ``prometheus`` binary, when it is installed, scraping
-every serving instance and mlflow server on 127.0.0.1 and evaluating infra/prometheus/alerts.yml
-(the rules compose's Prometheus loads). Without the binary the stack runs without it.
+every serving instance and mlflow server's metrics (through infra/mlflow/mlflow_metrics.py, as in
+compose) on 127.0.0.1 and evaluating infra/prometheus/alerts.yml (the rules compose's Prometheus
+loads). Without the binary the stack runs without it.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from stack_config import REPO_ROOT, StackPlan, free_port
 from stack_process import http_status, start, wait_until
@@ -22,7 +22,7 @@ def prometheus_binary() -> str | None:
     return find_tool("prometheus")
 
 
-def prometheus_config(plan: StackPlan, password_file: Path) -> dict[str, object]:
+def prometheus_config(plan: StackPlan) -> dict[str, object]:
     """The same jobs as infra/prometheus/prometheus.yml, with this stack's addresses."""
     interval = f"{SCRAPE_INTERVAL_S}s"
     return {
@@ -36,11 +36,7 @@ def prometheus_config(plan: StackPlan, password_file: Path) -> dict[str, object]
             {
                 "job_name": "mlflow",
                 "metrics_path": "/metrics",
-                "basic_auth": {
-                    "username": plan.reader_username,
-                    "password_file": str(password_file),
-                },
-                "static_configs": [{"targets": [f"127.0.0.1:{plan.ports['mlflow']}"]}],
+                "static_configs": [{"targets": [f"127.0.0.1:{plan.ports['mlflow_metrics']}"]}],
             },
         ],
     }
@@ -52,11 +48,8 @@ def start_prometheus(plan: StackPlan, timeout_s: float) -> None:
     assert binary is not None
     home = plan.state / "prometheus"
     home.mkdir(parents=True, exist_ok=True)
-    password_file = home / "mlflow-reader-password"
-    password_file.write_text(plan.reader_password)
-    password_file.chmod(0o600)
     config = home / "prometheus.yml"
-    config.write_text(json.dumps(prometheus_config(plan, password_file), indent=2))
+    config.write_text(json.dumps(prometheus_config(plan), indent=2))
     used = {plan.http_port, *plan.ports.values(), *plan.serving_ports}
     plan.prometheus_port = free_port(used)
     plan.save()

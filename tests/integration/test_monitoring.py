@@ -118,17 +118,18 @@ def _strips(mitdb_dir: Path) -> list[np.ndarray]:
     return out
 
 
-def _wait_for_data(monitored: Monitored, expr: str) -> list[Any]:
+def _wait_for_data(monitored: Monitored, expr: str, series: int = 1) -> list[Any]:
+    """The result of ``expr`` once it has ``series`` series (or what it has at the deadline)."""
     deadline = time.monotonic() + DATA_DEADLINE_S
     while True:
         result = monitored.query(expr)["result"]
-        if result or time.monotonic() > deadline:
+        if len(result) >= series or time.monotonic() > deadline:
             return list(result)
         time.sleep(2)
 
 
 def test_prometheus_scrapes_serving_and_mlflow_and_loads_the_rules(monitored: Monitored) -> None:
-    targets = _wait_for_data(monitored, 'up{job=~"hearteye-serving|mlflow"} == 1')
+    targets = _wait_for_data(monitored, 'up{job=~"hearteye-serving|mlflow"} == 1', series=3)
     up = {(t["metric"]["job"], t["metric"]["instance"]) for t in targets}
     assert {job for job, _ in up} == {"hearteye-serving", "mlflow"}, up
     assert len([1 for job, _ in up if job == "hearteye-serving"]) == 2  # both instances
@@ -142,6 +143,9 @@ def test_every_dashboard_query_returns_data_after_traffic(
     monitored: Monitored, mitdb_dir: Path
 ) -> None:
     strips = _strips(mitdb_dir)
+    assert _wait_for_data(monitored, f'min(hearteye_model_loaded{{model="{XGB}"}}) == 1'), (
+        "the workers did not load the production version"
+    )
     for signal in strips[: len(strips) // 2]:
         assert monitored.predict(signal).status_code == 200
     # Some errors for the error panels: a strip too short (422) and no token (401).
