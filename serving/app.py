@@ -36,6 +36,7 @@ from serving.fastpath import PredictFastPath, fast_routes
 from serving.logs import configure_logging
 from serving.metrics import ServingMetrics
 from serving.middleware import RequestMiddleware
+from serving.openapi import install_openapi
 from serving.routes import audit, auth, health, models, predict
 from serving.runtime import Runtime
 from serving.settings import ServingSettings
@@ -81,6 +82,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         telemetry=NO_TELEMETRY,
     )
     app.state.runtime = runtime
+    install_openapi(app, settings)
     install_error_handlers(app)
     for module in (auth, predict, models, audit, health):
         app.include_router(module.router)

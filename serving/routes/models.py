@@ -11,11 +11,12 @@ from fastapi import APIRouter, HTTPException, status
 from starlette.concurrency import run_in_threadpool
 
 from hearteye.monitoring.drift import DriftReport
-from serving.deps import AdminUser, Clinician, RuntimeDep, StoreDep
+from serving.deps import AUTH_ERRORS, AdminUser, Clinician, RuntimeDep, StoreDep
 from serving.registry_source import redact_uri
 from serving.schemas import (
     DriftResponse,
     DriftSignalOut,
+    ErrorOut,
     LoadedVersion,
     ModelsResponse,
     ModelStatus,
@@ -24,7 +25,7 @@ from serving.schemas import (
 )
 from serving.store import ModelStore, UnknownModelError
 
-router = APIRouter(prefix="/api/v1", tags=["models"])
+router = APIRouter(prefix="/api/v1", tags=["models"], responses=AUTH_ERRORS)
 
 
 @router.get("/models", response_model=ModelsResponse)
@@ -81,9 +82,12 @@ def models_status(store: ModelStore) -> ModelsResponse:
     "/models/{name}/drift",
     response_model=DriftResponse,
     responses={
-        403: {"description": "Not an admin"},
-        404: {"description": "The model is not served here"},
-        503: {"description": "No version of the model is loaded, or drift monitoring is off"},
+        403: {"model": ErrorOut, "description": "Only admins read drift"},
+        404: {"model": ErrorOut, "description": "The model is not served here"},
+        503: {
+            "model": ErrorOut,
+            "description": "No version of the model is loaded, or drift monitoring is off",
+        },
     },
 )
 async def model_drift(
