@@ -36,7 +36,7 @@ def test_panels_use_the_provisioned_prometheus_and_have_queries() -> None:
         for target in panel["targets"]:
             assert target["expr"].strip(), panel["title"]
     (annotation,) = dashboard["annotations"]["list"]
-    assert "hearteye_model_loaded_version" in annotation["expr"]
+    assert "hearteye_model_swaps_total" in annotation["expr"]
 
 
 def test_queries_name_only_exported_metrics() -> None:
