@@ -52,8 +52,8 @@ format: install ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
 
 .PHONY: system
-system: ## Install nginx and chromium (apt) and start PostgreSQL if needed
-	bash scripts/ensure-system.sh nginx chromium postgresql
+system: ## Install nginx, chromium and prometheus (apt) and start PostgreSQL if needed
+	bash scripts/ensure-system.sh nginx chromium prometheus postgresql
 
 .PHONY: test
 test: lint system ## Set up and run every test tier (lint, unit, data, integration, e2e, notebooks)
@@ -79,7 +79,7 @@ bench-promotion: install ## Benchmark: promote -> every worker (webhooks), regis
 # HEARTEYE_HTTP_PORT picks nginx's port (8080); state, logs and stack.env go to HEARTEYE_STACK_DIR.
 .PHONY: stack-up
 stack-up: install ## Start the native stack in the background and print its URL (installs nginx)
-	bash scripts/ensure-system.sh nginx postgresql
+	bash scripts/ensure-system.sh nginx prometheus postgresql
 	$(PY) infra/native/hearteye_stack.py up
 
 .PHONY: stack-down

@@ -164,6 +164,20 @@ class DeploymentSettings(HearteyeSettings):
         "Password of MLflow's `serving` user, the serving tier's. Required."
     )
 
+    # -- monitoring (Prometheus and Grafana; docs/monitoring.md) --------------------------------
+    prometheus_retention: str = Field(
+        default="15d", description="How long Prometheus keeps samples (its retention.time)."
+    )
+    grafana_admin_user: str = Field(
+        default="admin",
+        validation_alias="GRAFANA_ADMIN_USER",
+        description="Grafana's admin login (read by the Grafana image).",
+    )
+    grafana_admin_password: SecretStr | None = _secret(
+        "Grafana's admin password (read by the Grafana image). Required.",
+        alias="GRAFANA_ADMIN_PASSWORD",
+    )
+
     # -- pgAdmin (profile admin) and the trainer (profile train) -------------------------------
     pgadmin_email: str | None = Field(
         default=None,
@@ -219,6 +233,14 @@ class MlflowServerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HEARTEYE_MLFLOW_", extra="ignore", frozen=True)
 
+    health_url: str = Field(
+        default="",
+        description="mlflow-metrics (infra/mlflow/mlflow_metrics.py): mlflow's health URL; the "
+        "exporter answers only while it is healthy.",
+    )
+    metrics_bind: str = Field(
+        default="0.0.0.0:9101", description="mlflow-metrics: the host:port it listens on."
+    )
     auth_database_uri: SecretStr | None = Field(
         default=None,
         description="MLflow's basic-auth user database (a SQLAlchemy URL), written into the "

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Install and start what HeartEye needs outside Python, idempotently (nothing happens when all is
-# present). Components, all three without arguments:
+# present). Components, all four without arguments:
 #   nginx        Debian's nginx (the native stack's public entry; tests/integration, tests/infra)
 #   chromium     Debian's chromium and chromedriver (the browser tests)
+#   prometheus   Debian's prometheus and promtool (the native stack's Prometheus; the alert rules'
+#                tests in tests/infra)
 #   postgresql   a running PostgreSQL on 127.0.0.1:5432 (the native stack, tests/identity)
-#   scripts/ensure-system.sh nginx postgresql    # what `make stack-up` needs
+#   scripts/ensure-system.sh nginx prometheus postgresql    # what `make stack-up` needs
 set -euo pipefail
 
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(nginx chromium postgresql)
+[ ${#components[@]} -gt 0 ] || components=(nginx chromium prometheus postgresql)
 wants() { [[ " ${components[*]} " == *" $1 "* ]]; }
 for c in "${components[@]}"; do
-  case "$c" in nginx|chromium|postgresql) ;; *) echo "unknown component: $c" >&2; exit 2 ;; esac
+  case "$c" in nginx|chromium|prometheus|postgresql) ;; *) echo "unknown component: $c" >&2; exit 2 ;; esac
 done
 
 need=()
@@ -21,12 +23,16 @@ fi
 if wants chromium; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fi
+if wants prometheus; then
+  command -v promtool >/dev/null 2>&1 || [ -x /usr/bin/promtool ] || need+=(prometheus)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing system packages: ${need[*]} (install them as root: apt-get install ${need[*]})" >&2
     exit 1
   fi
-  # Never let the package start a system-wide nginx on port 80: the tests run their own.
+  # Never let a package start a system-wide nginx on port 80 or a prometheus on 9090: the tests
+  # run their own.
   policy=/usr/sbin/policy-rc.d
   created_policy=0
   if [ ! -e "$policy" ]; then

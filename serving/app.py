@@ -30,6 +30,7 @@ from hearteye_platform.db import (
 from hearteye_platform.identity import ActiveUserCache, UserStore
 from serving.batcher import MicroBatcher
 from serving.context import ClientResolver
+from serving.drift import DriftMonitor
 from serving.errors import install_error_handlers
 from serving.fastpath import PredictFastPath, fast_routes
 from serving.logs import configure_logging
@@ -144,6 +145,9 @@ def start_runtime(runtime: Runtime) -> None:
                 on_batch=runtime.metrics.micro_batch.labels(name).observe,
             )
     store.start()
+    if settings.drift_monitoring:
+        runtime.drift = DriftMonitor(settings, runtime.metrics)
+        runtime.drift.start(lambda: [s.current for s in store.slots.values() if s.current])
     logger.info(
         "serving %s (default %s, alias %s, poll every %.1f s%s) from %s",
         ", ".join(settings.models),
@@ -199,6 +203,8 @@ def stop_runtime(runtime: Runtime) -> None:
     """Stop the poller, answer what the batchers hold, drain the audit queue, close the pool."""
     if runtime.store is not None:
         runtime.store.stop()
+    if runtime.drift is not None:
+        runtime.drift.stop()
     for batcher in runtime.batchers.values():
         batcher.close()
     runtime.batchers.clear()

@@ -116,7 +116,7 @@ class MicroBatcher:
             if not items:
                 continue
             try:
-                results = items[0].loaded.model.predict_strips([item.strip for item in items])
+                results = items[0].loaded.predict([item.strip for item in items])
             except Exception as exc:
                 if len(items) == 1:
                     items[0].future.set_exception(exc)
@@ -132,7 +132,7 @@ def _run_alone(item: _Item, *, started: bool = False) -> None:
     if not started and not item.future.set_running_or_notify_cancel():
         return
     try:
-        (result,) = item.loaded.model.predict_strips([item.strip])
+        (result,) = item.loaded.predict([item.strip])
     except Exception as exc:
         item.future.set_exception(exc)
         return

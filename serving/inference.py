@@ -136,14 +136,14 @@ async def predict(
                 return [await asyncio.wrap_future(batcher.submit(loaded, strips[0]))]
             futures = [asyncio.wrap_future(batcher.submit(loaded, s)) for s in strips]
             return list(await asyncio.gather(*futures))
-        return await run_in_threadpool(loaded.model.predict_strips, list(strips))
+        return await run_in_threadpool(loaded.predict, list(strips))
     except SignalError as exc:
         if len(strips) == 1:
             raise InputError([((*loc, exc.field), exc.problem)]) from exc
         # Several strips: find which one (each alone) to name it.
         for index, strip in enumerate(strips):
             try:
-                await run_in_threadpool(loaded.model.predict_strips, [strip])
+                await run_in_threadpool(loaded.predict, [strip])
             except SignalError as single:
                 raise InputError([((*loc, index, single.field), single.problem)]) from single
         raise

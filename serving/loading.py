@@ -7,7 +7,9 @@ the promotion gate runs, so a version that passed the gate is not refused here.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +17,10 @@ from typing import Literal
 
 from hearteye.errors import HeartEyeError
 from hearteye.model.smoke import SmokeTestError, load_and_check
-from hearteye.model.wrapper import ECGBeatModel
+from hearteye.model.wrapper import ECGBeatModel, StripInput, StripPrediction
+from hearteye.monitoring.profile import PROFILE_FILE, ReferenceProfile
+
+logger = logging.getLogger("serving.loading")
 
 Source = Literal["registry", "cache"]
 Stage = Literal["resolve", "download", "load", "smoke"]
@@ -46,6 +51,12 @@ class LoadedModel:
     load_s: float
     source: Source
     smoke_beats: int
+    #: The version's reference profile (drift monitoring); None: none logged, or monitoring off.
+    profile: ReferenceProfile | None = field(default=None, repr=False)
+
+    def predict(self, strips: Sequence[StripInput]) -> list[StripPrediction]:
+        """Classify ``strips``; with the quality measures when the version is drift-monitored."""
+        return self.model.predict_strips(strips, quality=self.profile is not None)
 
     @property
     def version_number(self) -> float:
@@ -54,9 +65,16 @@ class LoadedModel:
 
 
 def load_version(
-    name: str, version: str, run_id: str | None, model_dir: Path, source: Source
+    name: str,
+    version: str,
+    run_id: str | None,
+    model_dir: Path,
+    source: Source,
+    *,
+    monitored: bool = True,
 ) -> LoadedModel:
-    """Load the model directory of ``name`` v``version`` and smoke-test it (the gate's check)."""
+    """Load the model directory of ``name`` v``version`` and smoke-test it (the gate's check);
+    ``monitored``: also read its reference profile, when it has one."""
     started = time.perf_counter()
     try:
         checked = load_and_check(model_dir)
@@ -74,4 +92,21 @@ def load_version(
         load_s=time.perf_counter() - started,
         source=source,
         smoke_beats=checked.beats,
+        profile=read_profile(name, version, model_dir) if monitored else None,
     )
+
+
+def read_profile(name: str, version: str, model_dir: Path) -> ReferenceProfile | None:
+    """The version's reference profile; None (logged) when it has none or it is unreadable: a
+    version without one is served, just not drift-monitored."""
+    path = model_dir / "artifacts" / PROFILE_FILE
+    if not path.is_file():
+        logger.warning("%s v%s has no reference profile: drift not monitored", name, version)
+        return None
+    try:
+        return ReferenceProfile.load(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.error(
+            "%s v%s: unreadable reference profile (%s): drift not monitored", name, version, exc
+        )
+        return None

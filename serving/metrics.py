@@ -128,6 +128,14 @@ class ServingMetrics:
             registry=reg,
             multiprocess_mode="liveall",
         )
+        self.model_loaded = Gauge(
+            "hearteye_model_loaded",
+            "1 when the worker has a version of the model loaded, 0 while it has none (the "
+            "model's requests answer 503).",
+            ["model"],
+            registry=reg,
+            multiprocess_mode="liveall",
+        )
         self.swap_error = Gauge(
             "hearteye_model_swap_error",
             "1 while the last attempt to load the alias's version failed in this worker.",
@@ -150,6 +158,44 @@ class ServingMetrics:
         self.audit_database_up = Gauge(
             "hearteye_audit_database_up",
             "1 when the audit writer's last database write succeeded.",
+            registry=reg,
+            multiprocess_mode="liveall",
+        )
+
+        self.low_confidence_beats = Counter(
+            "hearteye_low_confidence_beats_total",
+            "Beats whose most probable class had less than the reference profile's "
+            "low-confidence probability, by model and version.",
+            ["model", "version"],
+            registry=reg,
+        )
+        self.drift_psi = Gauge(
+            "hearteye_drift_psi",
+            "Population stability index of a drift signal in this worker's window against the "
+            "version's reference profile.",
+            ["model", "version", "signal"],
+            registry=reg,
+            multiprocess_mode="liveall",
+        )
+        self.drift_fired = Gauge(
+            "hearteye_drift_signal_fired",
+            "1 when the drift signal's PSI exceeds HEARTEYE_DRIFT_PSI_THRESHOLD with enough strips "
+            "in the window.",
+            ["model", "version", "signal"],
+            registry=reg,
+            multiprocess_mode="liveall",
+        )
+        self.drift_window_strips = Gauge(
+            "hearteye_drift_window_strips",
+            "Strips in this worker's drift window.",
+            ["model", "version"],
+            registry=reg,
+            multiprocess_mode="liveall",
+        )
+        self.drift_low_confidence_rate = Gauge(
+            "hearteye_drift_low_confidence_beats_per_minute",
+            "Low-confidence beats per minute of ECG in this worker's drift window.",
+            ["model", "version"],
             registry=reg,
             multiprocess_mode="liveall",
         )

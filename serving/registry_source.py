@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from hearteye.errors import HeartEyeError, first_line
 from hearteye.model.wrapper import ARTIFACT_KEY
+from hearteye.monitoring.profile import PROFILE_FILE
 from hearteye.tracking import (
     TrackingTarget,
     check_reachable,
@@ -111,8 +112,9 @@ class RegistrySource:
     def download(self, name: str, version: str, destination: Path) -> Path:
         """Download what serving needs of the version into ``destination``; return it.
 
-        Only ``artifacts/beat_model/`` (classifier, preprocessing config and fingerprint) and
-        ``input_example.json`` (the smoke test's strip): a handful of files instead of the
+        Only ``artifacts/beat_model/`` (classifier, preprocessing config and fingerprint),
+        ``input_example.json`` (the smoke test's strip) and, when the version has one,
+        ``artifacts/reference-profile.json`` (drift monitoring): a handful of files instead of the
         ~60 of the whole logged model (its MLflow metadata and a copy of the package source).
         """
         import mlflow.artifacts
@@ -143,6 +145,15 @@ class RegistrySource:
             )
         except Exception as exc:  # the smoke test then reports the missing example
             logger.warning("%s v%s: no input example downloaded: %s", name, version, exc)
+        try:
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{uri}/artifacts/{PROFILE_FILE}",
+                dst_path=str(destination / "artifacts"),
+                tracking_uri=self.target.uri,
+                registry_uri=self.target.uri,
+            )
+        except Exception as exc:  # versions logged before profiles existed: served, not monitored
+            logger.info("%s v%s: no reference profile downloaded: %s", name, version, exc)
         return destination
 
 

@@ -19,6 +19,7 @@ from hearteye_platform.auth_tokens import ExpiredTokenError, TokenClaims, verify
 from hearteye_platform.identity import ActiveUserCache, UserInfo, UserStore
 from serving.batcher import MicroBatcher
 from serving.context import ClientResolver
+from serving.drift import DriftMonitor
 from serving.metrics import ServingMetrics
 from serving.settings import ServingSettings
 from serving.store import ModelStore
@@ -38,6 +39,7 @@ class Runtime:
     started_monotonic: float = field(default_factory=time.monotonic)
     store: ModelStore | None = None
     batchers: dict[str, MicroBatcher] = field(default_factory=dict)
+    drift: DriftMonitor | None = None
     jwt_secret: str | None = None
     webhook_secret: str | None = None  # None: registry webhooks are refused (polling only)
     wake: WakeNotes | None = None

@@ -207,3 +207,44 @@ class AuditEntryOut(BaseModel):
 class AuditResponse(BaseModel):
     count: int
     records: list[AuditEntryOut]
+
+
+class DriftSignalOut(BaseModel):
+    """One drift signal of the window against the version's reference profile."""
+
+    signal: str = Field(description="A quality measure, `confidence` (per beat) or `class_mix`.")
+    psi: float | None = Field(description="Population stability index (null: no data yet).")
+    fired: bool = Field(description="PSI above the threshold with enough strips in the window.")
+    window_median: float | None
+    reference_median: float | None
+    n: int = Field(description="Values in the window (strips, or beats for per-beat signals).")
+
+
+class DriftResponse(BaseModel):
+    """The drift of one served version, as seen by the worker that answers."""
+
+    model: str
+    version: str
+    worker_pid: int
+    monitored: bool = Field(description="False when the version has no reference profile.")
+    window_s: float
+    window_max_strips: int
+    strips: int
+    beats: int
+    min_strips: int
+    enough_data: bool
+    psi_threshold: float
+    fired: list[str]
+    signals: list[DriftSignalOut]
+    class_mix: dict[str, float]
+    reference_class_mix: dict[str, float]
+    class_mix_p_value: float | None = Field(
+        description="Chi-square goodness-of-fit p-value of the window's class counts."
+    )
+    low_confidence_per_min: float | None = Field(
+        description="Low-confidence beats per minute of ECG in the window."
+    )
+    reference_low_confidence_per_min: float | None
+    reference: dict[str, object] | None = Field(
+        description="Where the reference profile came from (records, strips)."
+    )

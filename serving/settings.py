@@ -117,6 +117,41 @@ class ServingSettings(HearteyeSettings):
         description="Most strips in one micro-batch.",
     )
 
+    # -- drift monitoring (docs/monitoring.md) -----------------------------------------------
+    drift_monitoring: bool = Field(
+        default=True,
+        description="Compute each strip's input-quality measures and compare a sliding window "
+        "of them, of beat confidence and of the class mix with the served version's reference "
+        "profile (GET /api/v1/models/{name}/drift, hearteye_drift_* metrics). Per worker.",
+    )
+    drift_window_s: float = Field(
+        default=3600.0,
+        gt=0.0,
+        description="The drift window: strips classified in the last this many seconds by this "
+        "worker (and at most `drift_window_max_strips` of them).",
+    )
+    drift_window_max_strips: int = Field(
+        default=2000, ge=1, description="Most strips a worker's drift window keeps per version."
+    )
+    drift_min_strips: int = Field(
+        default=200,
+        ge=1,
+        description="No drift signal fires before the window holds this many strips. The PSI "
+        "of an undrifted window is about (bins - 1) x (1/strips + 1/reference strips) by "
+        "sampling alone: ~0.06 at 200 strips against a full model's 880-strip profile.",
+    )
+    drift_psi_threshold: float = Field(
+        default=0.25,
+        gt=0.0,
+        description="A signal fires when its population stability index against the reference "
+        "exceeds this (0.1: moderate shift, 0.25: significant).",
+    )
+    drift_update_interval_s: float = Field(
+        default=15.0,
+        gt=0.0,
+        description="How often each worker recomputes its drift gauges for /metrics.",
+    )
+
     # -- request limits ----------------------------------------------------------------------
     min_fs_hz: float = Field(default=100.0, gt=0.0, description="Lowest accepted sampling rate.")
     max_fs_hz: float = Field(default=1000.0, gt=0.0, description="Highest accepted sampling rate.")

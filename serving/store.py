@@ -88,6 +88,8 @@ class ModelStore:
         self.source = source or RegistrySource(settings)
         self.cache = cache or ModelCache(settings.model_cache_path, keep=settings.model_cache_keep)
         self.slots = {name: ModelSlot(name) for name in settings.models}
+        for name in self.slots:
+            metrics.model_loaded.labels(name).set(0)
         self.registry_error: str | None = "not polled yet"
         self.last_poll_at: datetime | None = None
         self._clock = clock
@@ -262,7 +264,14 @@ class ModelStore:
         except Exception as exc:  # e.g. the lock timed out
             raise VersionLoadError(name, version, "download", repr(exc)) from exc
         try:
-            return load_version(name, version, resolved.run_id, model_dir, "registry")
+            return load_version(
+                name,
+                version,
+                resolved.run_id,
+                model_dir,
+                "registry",
+                monitored=self.settings.drift_monitoring,
+            )
         except VersionLoadError:
             # Don't keep files that failed: the next attempt downloads them anew.
             self.cache.discard(name, version)
@@ -291,7 +300,14 @@ class ModelStore:
             return
         directory = self.cache.version_dir(slot.name, record.version)
         try:
-            loaded = load_version(slot.name, record.version, record.run_id, directory, "cache")
+            loaded = load_version(
+                slot.name,
+                record.version,
+                record.run_id,
+                directory,
+                "cache",
+                monitored=self.settings.drift_monitoring,
+            )
         except VersionLoadError as exc:
             self._failed(slot, exc)
             return
@@ -311,6 +327,7 @@ class ModelStore:
             m.version_info.labels(old.name, old.version, old.run_id or "", old.source).set(0)
         m.version_info.labels(new.name, new.version, new.run_id or "", new.source).set(1)
         m.loaded_version.labels(new.name).set(new.version_number)
+        m.model_loaded.labels(new.name).set(1)
         m.swap_error.labels(new.name).set(0)
 
     # -- status --------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from hearteye.tracking import (
 from training import plots
 from training.base import Trainer, TrainingContext
 from training.lineage import code_version, library_versions
+from training.profile import build_reference_profile
 
 #: Experiment every training run is logged to.
 EXPERIMENT = "hearteye-training"
@@ -269,8 +270,12 @@ def _run(
         record = load_record(settings.mitdb_path, ds2.record_names[0])
         n = int(EXAMPLE_SECONDS * record.fs)
         example = input_example(record.signal[:n], record.fs)
+        status("Profiling the model on its training records …")
+        profile = build_reference_profile(
+            fit.classifier, config, settings.mitdb_path, ds1.record_names
+        )
         status("Logging the model …")
-        model_info = log_beat_model(fit.classifier, config, example)
+        model_info = log_beat_model(fit.classifier, config, example, profile)
 
         tags = {
             **{k: f"{v:.6f}" for k, v in metrics.items()},

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from mlflow.models import ModelSignature
     from mlflow.models.model import ModelInfo
 
+    from hearteye.monitoring.profile import ReferenceProfile
+
+#: Key of the reference profile in the pyfunc ``artifacts`` mapping.
+PROFILE_KEY = "reference_profile"
 #: Name of the model inside a training run.
 MODEL_ARTIFACT_NAME = "model"
 
@@ -110,9 +114,17 @@ def log_beat_model(
     classifier: BeatClassifier,
     config: PreprocessConfig,
     example: dict[str, Any],
+    profile: ReferenceProfile | None = None,
 ) -> ModelInfo:
-    """Log ``classifier`` + preprocessing into the active run as a pyfunc model (not registered)."""
+    """Log ``classifier`` + preprocessing into the active run as a pyfunc model (not registered).
+
+    ``profile``, the model's reference profile on its training data, rides along as the
+    version's artifact ``artifacts/reference-profile.json`` (serving's drift monitor reads it;
+    prediction never does).
+    """
     import mlflow
+
+    from hearteye.monitoring.profile import PROFILE_FILE
 
     with (
         tempfile.TemporaryDirectory(prefix="hearteye-model-") as tmp,
@@ -120,11 +132,14 @@ def log_beat_model(
     ):
         model_dir = Path(tmp) / "beat_model"
         save_model_dir(classifier, config, model_dir)
+        artifacts = {ARTIFACT_KEY: str(model_dir)}
+        if profile is not None:
+            artifacts[PROFILE_KEY] = str(profile.save(Path(tmp) / PROFILE_FILE))
         return mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT_NAME,
             # Models from code: MLflow stores this file and runs it at load (no pickling).
             python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
-            artifacts={ARTIFACT_KEY: str(model_dir)},
+            artifacts=artifacts,
             # Ship the exact prediction code (preprocessing included) inside the model.
             code_paths=[str(copy_model_code(Path(tmp) / "code"))],
             signature=signature(),

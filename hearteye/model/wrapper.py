@@ -31,6 +31,7 @@ from hearteye.preprocess.fingerprint import (
     running_fingerprint,
 )
 from hearteye.preprocess.pipeline import PreprocessedStrip, preprocess
+from hearteye.preprocess.quality import StripQuality
 
 try:  # mlflow is a dependency, but keep the domain importable for tooling that lacks it
     from mlflow.pyfunc import PythonModel
@@ -63,6 +64,8 @@ class StripPrediction:
     samples: npt.NDArray[np.int64]
     fs: float
     probabilities: npt.NDArray[np.float32]  # (n, 5), AAMI_CLASSES order
+    #: The strip's input-quality measures, when asked for (``predict_strips(..., quality=True)``).
+    quality: StripQuality | None = None
 
     @cached_property
     def classes(self) -> npt.NDArray[np.intp]:
@@ -165,13 +168,18 @@ class ECGBeatModel(PythonModel):
         self.config = config
 
     # -- in-process fast path ------------------------------------------------------------------
-    def preprocess(self, strip: StripInput) -> PreprocessedStrip:
-        return preprocess(strip.signal, strip.fs, self._require_config(), strip.r_peaks)
+    def preprocess(self, strip: StripInput, *, quality: bool = False) -> PreprocessedStrip:
+        return preprocess(
+            strip.signal, strip.fs, self._require_config(), strip.r_peaks, quality=quality
+        )
 
-    def predict_strips(self, strips: Sequence[StripInput]) -> list[StripPrediction]:
-        """Classify several strips with one classifier call (the BiLSTM batches them)."""
+    def predict_strips(
+        self, strips: Sequence[StripInput], *, quality: bool = False
+    ) -> list[StripPrediction]:
+        """Classify several strips with one classifier call (the BiLSTM batches them); with
+        ``quality``, each prediction also carries its strip's input-quality measures."""
         classifier = self._require_classifier()
-        prepared = [self.preprocess(s) for s in strips]
+        prepared = [self.preprocess(s, quality=quality) for s in strips]
         if not prepared:
             return []
         beats = _concat([p.beats for p in prepared])
@@ -179,7 +187,11 @@ class ECGBeatModel(PythonModel):
         out, start = [], 0
         for p in prepared:
             stop = start + len(p)
-            out.append(StripPrediction(samples=p.samples, fs=p.fs, probabilities=proba[start:stop]))
+            out.append(
+                StripPrediction(
+                    samples=p.samples, fs=p.fs, probabilities=proba[start:stop], quality=p.quality
+                )
+            )
             start = stop
         return out
 

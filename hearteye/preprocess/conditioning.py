@@ -106,8 +106,15 @@ def condition(signal: npt.ArrayLike, fs: float, config: PreprocessConfig) -> Flo
     rate outside ``min_input_fs``-``max_input_fs``, a signal that is not 1-D or not real numbers,
     or NaN/Inf samples. An empty signal gives an empty array.
     """
-    x = validate_signal(signal, fs, config)
-    return bandpass(resample(x, fs, config.fs), config)
+    return condition_stages(signal, fs, config)[1]
+
+
+def condition_stages(
+    signal: npt.ArrayLike, fs: float, config: PreprocessConfig
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`condition` keeping its intermediate: (resampled, resampled and band-passed)."""
+    resampled = resample(validate_signal(signal, fs, config), fs, config.fs)
+    return resampled, bandpass(resampled, config)
 
 
 def edge_margin(config: PreprocessConfig) -> int:

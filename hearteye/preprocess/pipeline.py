@@ -13,9 +13,10 @@ import numpy.typing as npt
 
 from hearteye.errors import SignalError
 from hearteye.preprocess.beats import Beats, extract_beats
-from hearteye.preprocess.conditioning import condition
+from hearteye.preprocess.conditioning import condition_stages
 from hearteye.preprocess.config import PreprocessConfig
 from hearteye.preprocess.qrs import detect_r_peaks, snap_peaks
+from hearteye.preprocess.quality import StripQuality, measure_quality
 
 IntArray = npt.NDArray[np.int64]
 
@@ -27,6 +28,8 @@ class PreprocessedStrip:
     beats: Beats
     samples: IntArray  # positions in the caller's sampling rate
     fs: float
+    #: Input-quality measures, when asked for (``preprocess(..., quality=True)``).
+    quality: StripQuality | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -41,12 +44,15 @@ def preprocess(
     fs: float,
     config: PreprocessConfig,
     r_peaks: npt.ArrayLike | None = None,
+    *,
+    quality: bool = False,
 ) -> PreprocessedStrip:
-    """Condition ``signal``, find (or snap the given) R peaks, and extract windows and features.
+    """Condition ``signal``, find (or snap the given) R peaks, and extract windows and features;
+    with ``quality``, also the strip's input-quality measures (:mod:`hearteye.preprocess.quality`).
 
     Raises :class:`SignalError` naming the field for an unusable rate, signal or peak list.
     """
-    x = condition(signal, fs, config)
+    resampled, x = condition_stages(signal, fs, config)  # quality needs the resampled one too
     n_in = int(np.shape(signal)[0])
     if len(x) < config.window_length:
         raise SignalError(
@@ -62,7 +68,9 @@ def preprocess(
         samples = _validate_peaks(r_peaks, n_in)
         canonical = np.minimum(np.round(samples * scale).astype(np.int64), len(x) - 1)
         peaks = snap_peaks(x, canonical, config)
-    return PreprocessedStrip(beats=extract_beats(x, peaks, config), samples=samples, fs=float(fs))
+    beats = extract_beats(x, peaks, config)
+    measured = measure_quality(fs, resampled, x, beats, config) if quality else None
+    return PreprocessedStrip(beats=beats, samples=samples, fs=float(fs), quality=measured)
 
 
 def _validate_peaks(r_peaks: npt.ArrayLike, n: int) -> IntArray:

@@ -18,9 +18,10 @@ RUN pip install --no-cache-dir uv==0.13.9 \
 
 FROM python:3.11-slim-bookworm
 RUN groupadd --system --gid 10001 mlflow \
-    && useradd --system --uid 10001 --gid mlflow --home-dir /tmp --shell /usr/sbin/nologin mlflow
+    && useradd --system --uid 10001 --gid mlflow --home-dir /tmp --shell /usr/sbin/nologin mlflow \
+    && install -d -o 10001 -g 10001 /var/lib/mlflow-metrics  # --expose-prometheus (a volume)
 COPY --from=build /opt/venv /opt/venv
-COPY infra/mlflow/entrypoint.sh infra/mlflow/mlflow_users.py /opt/hearteye/
+COPY infra/mlflow/entrypoint.sh infra/mlflow/mlflow_users.py infra/mlflow/mlflow_metrics.py /opt/hearteye/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -8,8 +8,9 @@ Services, each started after its dependencies are healthy: fresh PostgreSQL data
 machine's server, SeaweedFS (`weed mini`) as the S3 server plus the bucket init, `mlflow server`
 (PostgreSQL store, proxied S3 artifacts, basic-auth, /mlflow prefix), the serving tier (two
 Gunicorn instances; optional until serving/gunicorn.conf.py exists), nginx as the only public
-entry on HEARTEYE_HTTP_PORT (default 8080), and the registry webhook that wakes every serving
-worker when a production alias moves (`ml webhook register`). State, logs and data live in HEARTEYE_STACK_DIR
+entry on HEARTEYE_HTTP_PORT (default 8080), the registry webhook that wakes every serving
+worker when a production alias moves (`ml webhook register`), and Prometheus on 127.0.0.1 when
+Debian's `prometheus` is installed (stack_monitoring.py). State, logs and data live in HEARTEYE_STACK_DIR
 (default ./.stack); `stack.env` there holds the URLs and credentials. Every prerequisite (nginx,
 weed, gunicorn, PostgreSQL, nginx's port) is checked before anything starts, and a missing one is
 named with the one command that provides it (stack_preflight.py).
@@ -26,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+import stack_monitoring
 import stack_nginx
 import stack_preflight
 import stack_services
@@ -66,6 +68,12 @@ def up(settings: StackSettings, quiet: bool = False) -> StackPlan:
     steps.append(("nginx", lambda: stack_nginx.start_nginx(plan, settings.timeout_s)))
     if plan.serving_ports:
         steps.append(("webhook", lambda: stack_services.register_webhook(plan, settings.timeout_s)))
+    if stack_monitoring.prometheus_binary() is not None:
+        steps.append(
+            ("prometheus", lambda: stack_monitoring.start_prometheus(plan, settings.timeout_s))
+        )
+    else:
+        say("prometheus: skipped (not installed: scripts/ensure-system.sh prometheus)")
     for name, step in steps:
         t0 = time.monotonic()
         try:
@@ -88,6 +96,8 @@ def up(settings: StackSettings, quiet: bool = False) -> StackPlan:
         say(f"  {plan.url}/health    serving health ({len(plan.serving_ports)} instances)")
         if http_status(f"{plan.url}/ready") == 503:
             say("  no production model yet (/ready and /health answer 503): ml train, ml promote")
+    if plan.prometheus_port:
+        say(f"  http://127.0.0.1:{plan.prometheus_port}/  Prometheus (alerts: /alerts)")
     say(f"  credentials and URLs: {env_file}")
     return plan
 

@@ -89,6 +89,9 @@ class StackEnvironment(BaseSettings):
     s3_bucket: str = Field(default="mlflow", description="MLflow's artifact bucket.")
     s3_access_key: str = Field(default="", description="The S3 admin identity's key.")
     s3_secret_key: str = Field(default="", description="Its secret.")
+    prometheus_url: str = Field(
+        default="", description="The stack's Prometheus (when Debian's prometheus is installed)."
+    )
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,8 @@ class StackPlan:
     # (a Fernet key: without a stable one, a restarted server could not read its webhooks).
     webhook_secret: str = ""
     webhook_encryption_key: str = ""
+    #: Prometheus's port when the stack runs one (Debian's binary installed), else None.
+    prometheus_port: int | None = None
     processes: list[ProcessRecord] = field(default_factory=list)
 
     @property
@@ -255,6 +260,11 @@ class StackPlan:
             "HEARTEYE_STACK_S3_BUCKET": self.bucket,
             "HEARTEYE_STACK_S3_ACCESS_KEY": self.s3_admin_key,
             "HEARTEYE_STACK_S3_SECRET_KEY": self.s3_admin_secret,
+            **(
+                {"HEARTEYE_STACK_PROMETHEUS_URL": f"http://127.0.0.1:{self.prometheus_port}"}
+                if self.prometheus_port
+                else {}
+            ),
         }
 
     def write_env(self) -> Path:
@@ -307,7 +317,7 @@ def make_plan(settings: StackSettings) -> StackPlan:
     name = stack_name(settings.state_dir)
     used = {settings.http_port}
     ports: dict[str, int] = {}
-    for key in (*SEAWEED_PORTS, "mlflow"):
+    for key in (*SEAWEED_PORTS, "mlflow", "mlflow_metrics"):
         ports[key] = free_port(used)
         used.add(ports[key])
     # SeaweedFS's plugin worker dials the admin server at its HTTP port + 10000, whatever

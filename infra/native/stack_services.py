@@ -244,6 +244,8 @@ def start_mlflow(plan: StackPlan, timeout_s: float) -> None:
         "--static-prefix", "/mlflow",
         "--allowed-hosts", ",".join(dict.fromkeys(allowed)),
         "--app-name", "basic-auth",
+        # /metrics (basic auth; prometheus scrapes it as the reader), per-process files here.
+        "--expose-prometheus", str(plan.state / "mlflow" / "prometheus-metrics"),
     ]  # fmt: skip
     base = base_env(plan)
     env = base | {
@@ -272,11 +274,29 @@ def start_mlflow(plan: StackPlan, timeout_s: float) -> None:
     plan.save()
     health = f"{plan.mlflow_direct_uri}/health"
     wait_until("mlflow", lambda: http_status(health) == 200, record, timeout_s)
+    start_mlflow_metrics(plan, health, timeout_s)
     for username, password in (
         (plan.reader_username, plan.reader_password),
         (plan.serving_username, plan.serving_password),
     ):
         create_mlflow_user(plan, username, password)
+
+
+def start_mlflow_metrics(plan: StackPlan, health: str, timeout_s: float) -> None:
+    """mlflow's metrics without its basic auth, as compose's mlflow-metrics service."""
+    port = plan.ports["mlflow_metrics"]
+    env = base_env(plan) | {
+        "PROMETHEUS_MULTIPROC_DIR": str(plan.state / "mlflow" / "prometheus-metrics"),
+        "HEARTEYE_MLFLOW_HEALTH_URL": health,
+        "HEARTEYE_MLFLOW_METRICS_BIND": f"127.0.0.1:{port}",
+    }
+    command = [sys.executable, str(REPO_ROOT / "infra" / "mlflow" / "mlflow_metrics.py")]
+    log = plan.state / "logs" / "mlflow-metrics.log"
+    record = start("mlflow-metrics", command, log, env, plan.state)
+    plan.processes.append(record)
+    plan.save()
+    url = f"http://127.0.0.1:{port}/health"
+    wait_until("mlflow-metrics", lambda: http_status(url) == 200, record, timeout_s)
 
 
 def create_mlflow_user(plan: StackPlan, username: str, password: str) -> None:

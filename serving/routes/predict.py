@@ -59,6 +59,8 @@ async def predict_strip(body: PredictRequest, user: Clinician, request: Request)
     loaded = runtime.require_store().get(body.model)
     checked = check_strip(body, signal, runtime.settings)
     predictions = await predict(loaded, [checked.strip], runtime.batchers.get(loaded.name))
+    if runtime.drift is not None:
+        runtime.drift.observe(loaded, [checked.strip], predictions)
     answer = strip_answer(predictions[0])
     record_answer(ctx, runtime, loaded, [answer["counts"]])
     return json_response({"request_id": ctx.request_id, "model": _ref(loaded), **answer})
@@ -93,6 +95,8 @@ async def predict_batch(body: PredictBatchRequest, user: Clinician, request: Req
         runtime.batchers.get(loaded.name),
         loc=("body", "strips") if len(checked) > 1 else ("body", "strips", 0),
     )
+    if runtime.drift is not None:
+        runtime.drift.observe(loaded, [c.strip for c in checked], predictions)
     answers = [strip_answer(p) for p in predictions]
     record_answer(ctx, runtime, loaded, [a["counts"] for a in answers])
     return json_response(

@@ -15,7 +15,10 @@ from tests.infra.conftest import REPO_ROOT
 DOCS = ("README.md", "CONTRIBUTING.md", "docs/operations.md")
 NAMED = re.compile(r"\bmake (?:-s )?([a-z][a-z-]+)\b")
 # What each target needs outside Python, as scripts/ensure-system.sh names it.
-SYSTEM_NEEDS = {"stack-up": {"nginx", "postgresql"}, "test": {"nginx", "chromium", "postgresql"}}
+SYSTEM_NEEDS = {
+    "stack-up": {"nginx", "prometheus", "postgresql"},
+    "test": {"nginx", "chromium", "prometheus", "postgresql"},
+}
 
 
 def makefile_targets() -> set[str]:

@@ -106,12 +106,11 @@ class _Model:
 
 
 def _loaded(model: _Model) -> Any:
-    class Loaded:
-        pass
+    class Loaded:  # LoadedModel's part the batcher uses
+        def predict(self, strips: list[StripInput]) -> list[StripPrediction]:
+            return model.predict_strips(strips)
 
-    loaded = Loaded()
-    loaded.model = model  # type: ignore[attr-defined]
-    return loaded
+    return Loaded()
 
 
 def test_micro_batcher_gathers_and_isolates_failures() -> None:

@@ -78,6 +78,7 @@ def _deployment(**values: str) -> DeploymentSettings:
             "MLFLOW_AUTH_ADMIN_PASSWORD",
             "MLFLOW_FLASK_SERVER_SECRET_KEY",
             "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY",
+            "GRAFANA_ADMIN_PASSWORD",
             "mlflow_reader_password",
             "mlflow_serving_password",
         )
