@@ -37,6 +37,7 @@ from serving.fastpath import PredictFastPath, fast_routes
 from serving.logs import configure_logging
 from serving.metrics import ServingMetrics
 from serving.middleware import RequestMiddleware
+from serving.openapi import install_openapi
 from serving.recording_service import RecordingService, make_blob_store
 from serving.routes import analyses, audit, auth, health, models, predict, recordings
 from serving.runtime import Runtime
@@ -83,6 +84,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         telemetry=NO_TELEMETRY,
     )
     app.state.runtime = runtime
+    install_openapi(app, settings)
     install_error_handlers(app)
     for module in (auth, predict, models, audit, recordings, analyses, health):
         app.include_router(module.router)

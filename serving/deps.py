@@ -18,7 +18,7 @@ every token problem 401.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
@@ -28,6 +28,7 @@ from hearteye_platform.auth_tokens import TokenError
 from hearteye_platform.identity import Role, UnknownUserError, UserDisabledError, UserInfo
 from serving.context import RequestContext, request_context
 from serving.runtime import Runtime
+from serving.schemas import ErrorOut
 from serving.settings import ServingSettings
 from serving.store import ModelStore
 
@@ -132,6 +133,12 @@ def _look_up(runtime: Runtime, username: str) -> UserInfo:
     runtime.remember_user(username, user)
     return user
 
+
+#: The refusals of every route behind ``BearerUser`` (declared once, on their routers).
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing, expired, malformed or wrongly signed token"},
+    403: {"model": ErrorOut, "description": "The user's role may not use this route"},
+}
 
 CurrentUser = Annotated[UserInfo, Depends(BearerUser())]
 Clinician = Annotated[UserInfo, Depends(BearerUser(Role.CLINICIAN, Role.ADMIN))]
