@@ -7,11 +7,14 @@ Serving extends this class with its own fields (``serving.settings.ServingSettin
 
 from __future__ import annotations
 
+import inspect
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -134,6 +137,20 @@ class HearteyeSettings(BaseSettings):
                 raise ValueError(f"{item!r} is not a data set digest (16 or more hex digits)")
         return value
 
+    def production_secrets(self) -> dict[str, str | None]:
+        """The secrets production must not start with, by where they are set (None: unset):
+        here the passwords in the platform database's URLs; subclasses add theirs. Serving and
+        the deployment check refuse placeholders among them
+        (``hearteye_platform.deployment.refuse_placeholder_secrets``)."""
+        passwords = {
+            f"the password in HEARTEYE_{name.upper()}": url_password(url)
+            for name, url in (
+                ("database_url", self.database_url),
+                ("database_owner_url", self.database_owner_url),
+            )
+        }
+        return {name: value for name, value in passwords.items() if value is not None}
+
     @property
     def required_evaluations(self) -> tuple[str, ...]:
         """The digest ids (first 16 hex digits) of the data sets the gate requires."""
@@ -154,6 +171,34 @@ class HearteyeSettings(BaseSettings):
     def audit_spool_dir(self) -> Path:
         """Where audit records wait, fsynced, while the platform database is unreachable."""
         return self.home / "audit-spool"
+
+
+def declared_variables(cls: type[BaseSettings]) -> dict[str, tuple[str, FieldInfo]]:
+    """The environment variables a settings class declares itself (not those it inherits), each
+    with its field: ``{"HEARTEYE_WORKERS": ("workers", FieldInfo), "WEB_CONCURRENCY": ...}``."""
+    prefix = str(cls.model_config.get("env_prefix", "")).upper()
+    found: dict[str, tuple[str, FieldInfo]] = {}
+    for name in inspect.get_annotations(cls):
+        field = cls.model_fields.get(name)
+        if field is None:
+            continue
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            names = [alias]
+        elif isinstance(alias, AliasChoices):
+            names = [str(choice) for choice in alias.choices]
+        else:
+            names = [f"{prefix}{name.upper()}"]
+        found.update({env_name.upper(): (name, field) for env_name in names})
+    return found
+
+
+def url_password(url: str | None) -> str | None:
+    """The (decoded) password in a database URL, None when it has none."""
+    if not url or "://" not in url:
+        return None
+    password = urlsplit(url).password
+    return unquote(password) if password is not None else None
 
 
 @lru_cache(maxsize=1)

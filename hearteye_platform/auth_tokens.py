@@ -19,44 +19,13 @@ import jwt
 
 from hearteye.errors import ConfigurationError, HeartEyeError
 from hearteye_platform.identity import InvalidRoleError, Role, parse_role
+from hearteye_platform.placeholders import is_placeholder
 
 logger = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
 #: RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
 MIN_SECRET_BYTES = 32
-#: Values (case-insensitive) that are never a real secret.
-PLACEHOLDER_SECRETS = frozenset(
-    {
-        "changeme",
-        "change-me",
-        "change_me",
-        "changethis",
-        "secret",
-        "password",
-        "jwt-secret",
-        "your-secret",
-        "your-secret-key",
-        "supersecret",
-        "replace-me",
-        "placeholder",
-        "test",
-    }
-)
-#: Fragments that mark a template value, as written in .env.example
-#: (``HEARTEYE_JWT_SECRET=change-me-to-a-random-64-character-string``).
-PLACEHOLDER_MARKERS = (
-    "changeme",
-    "change-me",
-    "change_me",
-    "changethis",
-    "change-this",
-    "replace-me",
-    "replaceme",
-    "placeholder",
-    "example",
-    "your-secret",
-)
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
 
 
@@ -227,17 +196,11 @@ def check_jwt_secret(secret: str | None, *, production: bool) -> str:
             "`python -c 'import secrets; print(secrets.token_hex(32))'`"
         )
     _check_length(secret)
-    if production:
-        lowered = secret.strip().lower()
-        if (
-            lowered in PLACEHOLDER_SECRETS
-            or any(marker in lowered for marker in PLACEHOLDER_MARKERS)
-            or len(set(lowered)) < 8
-        ):
-            raise ConfigurationError(
-                "HEARTEYE_JWT_SECRET is a placeholder value: set a random secret of at least "
-                f"{MIN_SECRET_BYTES} bytes before starting in production"
-            )
+    if production and is_placeholder(secret):
+        raise ConfigurationError(
+            "HEARTEYE_JWT_SECRET is a placeholder value: set a random secret of at least "
+            f"{MIN_SECRET_BYTES} bytes before starting in production"
+        )
     return secret
 
 

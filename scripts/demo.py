@@ -21,24 +21,44 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
 ML = str(Path(sys.executable).with_name("ml"))
-PORT = int(os.environ.get("HEARTEYE_DEMO_PORT", "8000"))
-URL = f"http://127.0.0.1:{PORT}"
 USER, PASSWORD = "demo-clinician", "demo-password-not-for-production"
 RECORD, SECONDS = "100", 10
 
 
+class DemoSettings(BaseSettings):
+    """`make demo`'s own variables (``HEARTEYE_DEMO_*``, the environment only)."""
+
+    model_config = SettingsConfigDict(env_prefix="HEARTEYE_DEMO_", extra="ignore", frozen=True)
+
+    port: int = Field(
+        default=8000, ge=1, le=65535, description="Port of the API the demo leaves running."
+    )
+    full: bool = Field(
+        default=False,
+        description="Train the full models (DS1, promoted through the gate on DS2; ~3.5 min on "
+        "two cores) instead of quick ones (6 records, promotion forced).",
+    )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
 def main() -> int:
-    home = Path(os.environ.get("HEARTEYE_HOME", ROOT / ".hearteye")).resolve()
-    os.environ["HEARTEYE_HOME"] = str(home)
+    settings = DemoSettings()
+    home = demo_home()
+    os.environ["HEARTEYE_HOME"] = str(home)  # for the `ml` commands it runs
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # the embedded store under HEARTEYE_HOME
     pid_file = home / "demo-api.pid"
     stop_previous(pid_file)
 
     run(ML, "data", "info")
-    quick = os.environ.get("HEARTEYE_DEMO_FULL", "") != "1"
+    quick = not settings.full
     versions = {}
     for kind in ("xgboost", "bilstm"):
         options = ["--quick"] if quick else []
@@ -59,23 +79,32 @@ def main() -> int:
 
     log_path = home / "demo-api.log"
     log = log_path.open("ab")
-    say(f"$ ml serve --port {PORT} --workers 1   (in the background, log: {shown(log_path)})")
+    say(
+        f"$ ml serve --port {settings.port} --workers 1   (in the background, log: {shown(log_path)})"
+    )
     api = subprocess.Popen(
-        [ML, "serve", "--port", str(PORT), "--workers", "1"],
+        [ML, "serve", "--port", str(settings.port), "--workers", "1"],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     pid_file.write_text(str(api.pid))
-    wait_ready(api)
-    predict_real_strip()
+    wait_ready(api, settings.url)
+    predict_real_strip(settings.url)
     say(
-        f"\nThe API keeps running at {URL} (docs: {URL}/api/docs; pid {api.pid}, "
+        f"\nThe API keeps running at {settings.url} (docs: {settings.url}/api/docs; pid {api.pid}, "
         f"stop it with `make demo-stop`).\n"
         f"MLflow UI for the embedded store: .venv/bin/mlflow ui --backend-store-uri "
         f"sqlite:///{shown(home / 'mlflow' / 'mlflow.db')} --port 5000"
     )
     return 0
+
+
+def demo_home() -> Path:
+    """HEARTEYE_HOME (HearteyeSettings), a relative one taken from the repository root."""
+    from hearteye.settings import HearteyeSettings
+
+    return (ROOT / HearteyeSettings().home).resolve()
 
 
 def shown(path: Path) -> str:
@@ -107,14 +136,14 @@ def summary(result: dict[str, Any], quick: bool) -> str:
     )
 
 
-def predict_real_strip() -> None:
+def predict_real_strip(url: str) -> None:
     from hearteye.records import load_record
     from hearteye.settings import get_settings
 
     record = load_record(get_settings().mitdb_path, RECORD)
     strip = record.signal[: int(SECONDS * record.fs)]
-    with httpx.Client(base_url=URL, timeout=30) as client:
-        say(f"$ POST {URL}/api/v1/auth/token  (username={USER})")
+    with httpx.Client(base_url=url, timeout=30) as client:
+        say(f"$ POST {url}/api/v1/auth/token  (username={USER})")
         token = (
             client.post("/api/v1/auth/token", data={"username": USER, "password": PASSWORD})
             .raise_for_status()
@@ -122,7 +151,7 @@ def predict_real_strip() -> None:
         )
         for model in ("ecg-xgboost", "ecg-bilstm"):
             say(
-                f"$ POST {URL}/api/v1/predict  (MIT-BIH record {RECORD}, first {SECONDS} s, {model})"
+                f"$ POST {url}/api/v1/predict  (MIT-BIH record {RECORD}, first {SECONDS} s, {model})"
             )
             response = (
                 client.post(
@@ -178,14 +207,14 @@ def run(*command: str, capture: bool = False, stdin: str | None = None) -> str:
     return result.stdout or ""
 
 
-def wait_ready(api: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
+def wait_ready(api: subprocess.Popen[bytes], url: str, timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if api.poll() is not None:
             raise SystemExit(f"demo: the API exited with status {api.returncode}; see its log")
         try:
-            if httpx.get(f"{URL}/ready", timeout=2).status_code == 200:
-                say(f"API ready at {URL}")
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                say(f"API ready at {url}")
                 return
         except httpx.HTTPError:
             pass
@@ -223,7 +252,6 @@ def say(message: str) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["stop"]:
-        home = Path(os.environ.get("HEARTEYE_HOME", ROOT / ".hearteye")).resolve()
-        stop_previous(home / "demo-api.pid")
+        stop_previous(demo_home() / "demo-api.pid")
         sys.exit(0)
     sys.exit(main())

@@ -39,7 +39,7 @@ from serving.metrics import ServingMetrics
 from serving.middleware import RequestMiddleware
 from serving.openapi import install_openapi
 from serving.recording_service import RecordingService, make_blob_store
-from serving.routes import analyses, audit, auth, health, models, predict, recordings
+from serving.routes import analyses, audit, auth, health, models, oip, predict, recordings
 from serving.runtime import Runtime
 from serving.settings import ServingSettings
 from serving.signal_json import warm_up as warm_up_signal_parser
@@ -50,7 +50,9 @@ logger = logging.getLogger("serving.app")
 DESCRIPTION = """\
 Beat-by-beat AAMI classification (N, S, V, F, Q) of single-lead ECG strips by the **production**
 version of each registered HeartEye model. Get a token from `POST /api/v1/auth/token` (OAuth2
-password flow), then send it as `Authorization: Bearer <token>`.
+password flow), then send it as `Authorization: Bearer <token>`. The same models answer the
+**Open Inference Protocol** (KServe V2 REST) under `/v2` (inputs `signal`, `fs`, `r_peaks`;
+outputs `sample`, `label`, `probabilities`), with the same token.
 """
 
 
@@ -86,7 +88,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.state.runtime = runtime
     install_openapi(app, settings)
     install_error_handlers(app)
-    for module in (auth, predict, models, audit, recordings, analyses, health):
+    for module in (auth, predict, oip, models, audit, recordings, analyses, health):
         app.include_router(module.router)
     if settings.fast_path:  # innermost of ours: inside CORS and the request middleware
         app.add_middleware(

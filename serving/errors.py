@@ -2,21 +2,29 @@
 
 Validation errors keep FastAPI's shape (``{"detail": [{"loc", "msg", "type"}]}``) but never echo
 the input back (a rejected 10-minute strip would otherwise be returned whole).
+
+Under ``/v2`` (the Open Inference Protocol) every error is ``{"error": "<message>"}`` instead,
+with 400 where ``/api/v1`` answers 422, and 404 for a model not served.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hearteye.ecgfiles import RecordingFileError
 from hearteye_platform.audit import AuditQueryError
 from hearteye_platform.db import DatabaseUnavailableError
 from hearteye_platform.recordings import AnalysisNotFoundError, RecordingNotFoundError
 from serving.inference import InputError
+from serving.oip import PREFIX as OIP_PREFIX
+from serving.oip import OipError
 from serving.recording_service import UploadTooLargeError
 from serving.store import ModelUnavailableError, UnknownModelError
 
@@ -35,31 +43,68 @@ def _validation_detail(exc: RequestValidationError) -> list[dict[str, object]]:
     return detail
 
 
+def is_oip(path: str) -> bool:
+    """Whether ``path`` is one of the Open Inference Protocol's (errors as ``{"error": ...}``)."""
+    return path == OIP_PREFIX or path.startswith(OIP_PREFIX + "/")
+
+
+def _oip_error(
+    message: str, status_code: int, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status_code, headers=headers)
+
+
+def _messages(detail: list[dict[str, object]]) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, d['loc']))}: {d['msg']}"  # type: ignore[call-overload]
+        for d in detail
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if is_oip(request.url.path):
+            return _oip_error(_messages(_validation_detail(exc)), 400)
         return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
 
     @app.exception_handler(InputError)
     async def _input(request: Request, exc: InputError) -> JSONResponse:
+        if is_oip(request.url.path):
+            return _oip_error(str(exc), 400)
         return JSONResponse({"detail": exc.detail()}, status_code=422)
+
+    @app.exception_handler(OipError)
+    async def _oip(request: Request, exc: OipError) -> JSONResponse:
+        return _oip_error(str(exc), exc.status_code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_oip(request.url.path):
+            return _oip_error(str(exc.detail), exc.status_code, exc.headers)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(UnknownModelError)
     async def _unknown_model(request: Request, exc: UnknownModelError) -> JSONResponse:
+        if is_oip(request.url.path):
+            return _oip_error(str(exc), 404)
         detail = [{"type": "value_error", "loc": ["body", "model"], "msg": str(exc)}]
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(ModelUnavailableError)
     async def _unavailable(request: Request, exc: ModelUnavailableError) -> JSONResponse:
+        if is_oip(request.url.path):
+            return _oip_error(str(exc), 503, {"Retry-After": "5"})
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(DatabaseUnavailableError)
     async def _database(request: Request, exc: DatabaseUnavailableError) -> JSONResponse:
         logger.warning("platform database unavailable: %s", exc)
+        message = "the platform database is unavailable; try again shortly"
         return JSONResponse(
-            {"detail": "the platform database is unavailable; try again shortly"},
+            {"error" if is_oip(request.url.path) else "detail": message},
             status_code=503,
             headers={"Retry-After": "5"},
         )

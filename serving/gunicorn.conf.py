@@ -3,15 +3,15 @@
 
     gunicorn -c serving/gunicorn.conf.py --bind 127.0.0.1:8000 "serving.app:create_app()"
 
-Environment (the command line wins over these):
+Settings: ``ServingSettings`` (serving/settings.py), read once here; the command line wins over
+them. ``HEARTEYE_WORKERS`` (or ``WEB_CONCURRENCY``, default 2) worker processes, each loading its
+own copy of every model (``preload_app`` off: nothing is loaded in the master) and running its own
+registry poller; ``HEARTEYE_BIND`` (127.0.0.1:8000); ``HEARTEYE_WORKER_TIMEOUT_S`` (120: keep it
+above the slowest model load); ``HEARTEYE_GRACEFUL_TIMEOUT_S`` (30); ``HEARTEYE_GUNICORN_LOG_LEVEL``.
+Invalid serving settings stop the master here, before any worker starts.
 
-* ``HEARTEYE_WORKERS`` (or ``WEB_CONCURRENCY``): worker processes, default 2. Each worker loads
-  its own copy of every model (``preload_app`` off: nothing is loaded in the master) and runs its
-  own registry poller.
-* ``HEARTEYE_BIND``: default address, 127.0.0.1:8000.
-* ``HEARTEYE_WORKER_TIMEOUT_S`` (120): a worker silent for longer is restarted; start-up (loading
-  the models) counts, so keep it above the slowest model load.
-* ``HEARTEYE_GRACEFUL_TIMEOUT_S`` (30): on SIGTERM, requests in flight get this long to finish.
+Environment read by libraries:
+
 * ``PROMETHEUS_MULTIPROC_DIR``: where workers keep their metric files. Unset: a fresh temporary
   directory per master, removed at exit. Either way it is emptied at start and a dead worker's
   files are marked dead (``child_exit``), so /metrics on any worker reports the whole instance.
@@ -26,13 +26,16 @@ from pathlib import Path
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
 
+from serving.settings import ServingSettings
+
+_settings = ServingSettings()
 wsgi_app = "serving.app:create_app()"
-bind = [os.environ.get("HEARTEYE_BIND", "127.0.0.1:8000")]
-workers = int(os.environ.get("HEARTEYE_WORKERS") or os.environ.get("WEB_CONCURRENCY") or 2)
+bind = [_settings.bind]
+workers = _settings.workers
 worker_class = "serving.worker.HeartEyeUvicornWorker"
 preload_app = False
-timeout = int(os.environ.get("HEARTEYE_WORKER_TIMEOUT_S", "120"))
-graceful_timeout = int(os.environ.get("HEARTEYE_GRACEFUL_TIMEOUT_S", "30"))
+timeout = _settings.worker_timeout_s
+graceful_timeout = _settings.graceful_timeout_s
 # Longer than nginx's upstream keepalive (60 s): the proxy, not us, closes idle connections,
 # so it never reuses one we are closing at that moment (a 502).
 keepalive = 75
@@ -43,7 +46,7 @@ keepalive = 75
 reuse_port = True
 accesslog = None  # the app writes one JSON line per request on stdout
 errorlog = "-"
-loglevel = os.environ.get("HEARTEYE_GUNICORN_LOG_LEVEL", "info")
+loglevel = _settings.gunicorn_log_level
 proc_name = "hearteye-serving"
 # Gunicorn >= 25 opens a control socket at one per-user path ($HOME/.gunicorn/gunicorn.ctl):
 # several instances on one host (the native stack runs two) would fight over it.

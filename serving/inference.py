@@ -8,7 +8,7 @@ need the numbers (NaN/Inf); the JSON shape is pydantic's job. Every failure is a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,9 @@ from hearteye.labels import AAMI_CLASSES
 from hearteye.model.wrapper import StripInput, StripPrediction
 from hearteye_platform.audit import signal_sha256
 from serving.batcher import MicroBatcher
+from serving.context import RequestContext
 from serving.loading import LoadedModel
+from serving.runtime import Runtime
 from serving.schemas import Strip
 from serving.settings import ServingSettings
 
@@ -147,10 +149,15 @@ async def predict(
         raise
 
 
+def rounded_probabilities(prediction: StripPrediction) -> list[list[float]]:
+    """Each beat's class probabilities (AAMI order) as answered: rounded to 6 decimals."""
+    return np.round(prediction.probabilities.astype(np.float64), 6).tolist()
+
+
 def strip_answer(prediction: StripPrediction) -> dict[str, Any]:
     """One strip's answer as plain JSON values of :class:`~serving.schemas.StripResult`'s shape
     (``fs``, ``beats``, ``counts``), so the route serialises it without a pydantic round."""
-    rows = np.round(prediction.probabilities.astype(np.float64), 6).tolist()
+    rows = rounded_probabilities(prediction)
     beats = [
         {
             "sample": sample,
@@ -167,3 +174,22 @@ def strip_answer(prediction: StripPrediction) -> dict[str, Any]:
         )
     ]
     return {"fs": float(prediction.fs), "beats": beats, "counts": prediction.counts()}
+
+
+def record_answer(
+    ctx: RequestContext,
+    runtime: Runtime,
+    loaded: LoadedModel,
+    counts: Sequence[Mapping[str, int]],
+) -> None:
+    """Record who answered and what (each strip's label counts), for the audit record, the log
+    line and the metrics."""
+    total: dict[str, int] = {}
+    for strip_counts in counts:
+        for label, n in strip_counts.items():
+            if n:
+                total[label] = total.get(label, 0) + n
+    ctx.answered_by(loaded.name, loaded.version, loaded.run_id)
+    ctx.n_beats = sum(total.values())
+    ctx.label_counts = total
+    runtime.metrics.predicted(loaded.name, loaded.version, len(counts), total)

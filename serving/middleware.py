@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -27,7 +28,16 @@ from serving.runtime import Runtime
 
 logger = logging.getLogger("serving.middleware")
 
-PREDICTION_ROUTES = frozenset({"/api/v1/predict", "/api/v1/predict/batch"})
+PREDICTION_ROUTES = frozenset(
+    {
+        "/api/v1/predict",
+        "/api/v1/predict/batch",
+        "/v2/models/{model_name}/infer",
+        "/v2/models/{model_name}/versions/{model_version}/infer",
+    }
+)
+#: A V2 inference path refused before routing (413) is audited under its route template.
+_OIP_INFER = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
 #: Routes (templates) whose POSTs are audited: predictions, uploads, analysis requests.
 AUDITED_ROUTES = PREDICTION_ROUTES | {
     "/api/v1/recordings",
@@ -139,9 +149,11 @@ class RequestMiddleware:
 
     async def _refuse_too_large(self, scope: Scope, send: Send, size: int | None) -> None:
         limit, setting = self._body_limit(scope)
+        path = str(scope["path"])
         what = f"{size} bytes" if size is not None else "the request body"
+        key = "error" if path.startswith("/v2/") else "detail"  # the V2 protocol's error shape
         payload = json.dumps(
-            {"detail": f"{what} exceeds the limit of {limit} bytes ({setting})"}
+            {key: f"{what} exceeds the limit of {limit} bytes ({setting})"}
         ).encode()
         await send(
             {
@@ -173,7 +185,7 @@ class RequestMiddleware:
             path = str(scope["path"])
             route = getattr(scope.get("route"), "path", None)
             if route is None:
-                route = path if path in PREDICTION_ROUTES else "unmatched"
+                route = _unrouted(path)
             ctx.route = route
             rt.metrics.observe_request(method, route, str(status), latency_s)
             if route in AUDITED_ROUTES and method == "POST":
@@ -212,6 +224,20 @@ class RequestMiddleware:
         except TokenError:
             return None
         return claims.subject
+
+
+def _unrouted(path: str) -> str:
+    """The route template of a request answered before routing (413), for prediction routes."""
+    if path in PREDICTION_ROUTES:
+        return path
+    match = _OIP_INFER.match(path)
+    if match is None:
+        return "unmatched"
+    return (
+        "/v2/models/{model_name}"
+        + ("/versions/{model_version}" if match.group(1) else "")
+        + "/infer"
+    )
 
 
 _WANTED = frozenset(

@@ -12,18 +12,22 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from hearteye.settings import HearteyeSettings
+from hearteye_platform.deployment import refuse_placeholder_secrets
 
 CommaList = Annotated[list[str], NoDecode]
 
 
 class ServingSettings(HearteyeSettings):
     """What the prediction API serves, how it follows the registry, and its limits."""
+
+    # `workers` is also read from WEB_CONCURRENCY (an alias): keep `ServingSettings(workers=3)`.
+    model_config = SettingsConfigDict(populate_by_name=True)
 
     # -- models ------------------------------------------------------------------------------
     models: CommaList = Field(
@@ -197,6 +201,42 @@ class ServingSettings(HearteyeSettings):
     )
     log_level: str = Field(default="INFO", description="Level of the application's log.")
 
+    # -- process (Gunicorn master, Uvicorn workers: serving/gunicorn.conf.py, serving/worker.py) --
+    bind: str = Field(
+        default="127.0.0.1:8000",
+        description="Gunicorn's default address (HOST:PORT or unix:PATH); `--bind` wins.",
+    )
+    workers: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        validation_alias=AliasChoices("HEARTEYE_WORKERS", "WEB_CONCURRENCY"),
+        description="Worker processes (HEARTEYE_WORKERS, else WEB_CONCURRENCY); `--workers` "
+        "wins. Each loads its own copy of every model and runs its own registry poller.",
+    )
+    worker_timeout_s: int = Field(
+        default=120,
+        ge=1,
+        description="A worker silent for longer is restarted; start-up (loading the models) "
+        "counts, so keep it above the slowest model load.",
+    )
+    graceful_timeout_s: int = Field(
+        default=30,
+        ge=0,
+        description="On SIGTERM, requests in flight get this long to finish.",
+    )
+    gunicorn_log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        default="info", description="Level of Gunicorn's own log (the master, worker exits)."
+    )
+    uvicorn_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        default="auto",
+        description="The workers' event loop (auto: uvloop); the benchmark uses asyncio to show "
+        "the TCP_NODELAY fix (serving/worker.py).",
+    )
+    uvicorn_http: Literal["auto", "h11", "httptools"] = Field(
+        default="auto", description="The workers' HTTP parser (auto: httptools)."
+    )
+
     @field_validator(
         "models", "micro_batch_models", "cors_allowed_origins", "trusted_proxies", mode="before"
     )
@@ -220,6 +260,11 @@ class ServingSettings(HearteyeSettings):
                     f"trusted_proxies: {entry!r} is not an IP address or network (CIDR)"
                 ) from None
         return value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_production(self) -> ServingSettings:
+        refuse_placeholder_secrets(self)  # the database URLs' passwords (the JWT: at start-up)
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> ServingSettings:

@@ -15,7 +15,6 @@ by systemd, the asyncio loop, a future Gunicorn). docs/benchmarks.md has the mea
 
 from __future__ import annotations
 
-import os
 import socket
 import warnings
 from typing import Any
@@ -25,6 +24,8 @@ with warnings.catch_warnings():
     # ships with uvicorn and is all we need (one subclass), so no extra dependency.
     warnings.simplefilter("ignore", DeprecationWarning)
     from uvicorn.workers import UvicornWorker
+
+from serving.settings import ServingSettings
 
 
 def enable_nodelay(sock: Any) -> bool:
@@ -38,20 +39,31 @@ def enable_nodelay(sock: Any) -> bool:
 class HeartEyeUvicornWorker(UvicornWorker):
     """uvloop + httptools, no uvicorn access log (the app writes its own JSON line).
 
-    ``HEARTEYE_UVICORN_LOOP`` / ``HEARTEYE_UVICORN_HTTP`` (``auto``) pick another event loop or
+    ``HEARTEYE_UVICORN_LOOP`` / ``HEARTEYE_UVICORN_HTTP`` (``auto``; ``ServingSettings``) pick another event loop or
     HTTP parser (``asyncio``, ``h11``): the benchmark uses them to show the TCP_NODELAY fix on
     the asyncio loop, which is the one affected (uvloop enables TCP_NODELAY by itself).
     """
 
     CONFIG_KWARGS: dict[str, Any] = {  # noqa: RUF012 - uvicorn's own class attribute
-        "loop": os.environ.get("HEARTEYE_UVICORN_LOOP", "auto"),
-        "http": os.environ.get("HEARTEYE_UVICORN_HTTP", "auto"),
+        "loop": "auto",
+        "http": "auto",
         "access_log": False,
         "server_header": False,
         # Client address and request id come from serving's own trusted-proxy check
         # (serving/context.py); uvicorn must not rewrite them from X-Forwarded-For first.
         "proxy_headers": False,
     }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Created by the master for each worker it spawns; uvicorn's Config is built from
+        # CONFIG_KWARGS in UvicornWorker.__init__.
+        settings = ServingSettings()
+        self.CONFIG_KWARGS = {
+            **type(self).CONFIG_KWARGS,
+            "loop": settings.uvicorn_loop,
+            "http": settings.uvicorn_http,
+        }
+        super().__init__(*args, **kwargs)
 
     def init_process(self) -> None:
         for listener in self.sockets:

@@ -22,13 +22,31 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+#: What a test needs from the machine, by the fixture that provides it: a test using the fixture
+#: (directly or through another) carries these markers, so that a tier selected with `-m` never
+#: runs a test that needs what the tier excludes. Tests that call a tool themselves (nginx, the
+#: compose binary) carry the marker in their module.
+FIXTURE_NEEDS = {
+    "pg_admin_url": ("postgres",),
+    "compose_model": ("compose",),
+    "native_stack": ("postgres", "nginx"),
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the tests that use the session's native stack last (stable order otherwise).
+    """Mark each test with what its fixtures need (``FIXTURE_NEEDS``); run the tests that use the
+    session's native stack last (stable order otherwise).
 
     The stack starts on first use and stops at session end; its serving workers poll the registry
     every few seconds, which costs the MLflow server CPU (basic auth hashes the password on every
     request) while the other tiers run.
     """
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for fixture, markers in FIXTURE_NEEDS.items():
+            if fixture in used:
+                for marker in markers:
+                    item.add_marker(marker)
     items.sort(key=lambda item: "native_stack" in getattr(item, "fixturenames", ()))
 
 

@@ -1,18 +1,20 @@
 # syntax=docker/dockerfile:1
 # mlflow server with the basic-auth app, the PostgreSQL driver and the S3 client, at the versions
-# uv.lock pins (its `mlflow-server` group), hashes checked (build context: the repository root;
-# mlflow.Dockerfile.dockerignore keeps it small). Wheels only: the runtime image has no compiler.
+# uv.lock pins (its `mlflow-server` group), installed as the app image installs HeartEye: `uv sync
+# --frozen`, every file checked against the lock's hashes (build context: the repository root;
+# mlflow.Dockerfile.dockerignore keeps it small). Wheels only (--no-build): the runtime image has
+# no compiler.
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    UV_NO_CACHE=1
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_NO_CACHE=1 \
+    UV_LINK_MODE=copy
 WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
 RUN pip install --no-cache-dir uv==0.13.9 \
-    && uv export --frozen --only-group mlflow-server --no-emit-project -o requirements.txt \
     && python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir --require-hashes --only-binary=:all: \
-        -r requirements.txt
+    && uv sync --frozen --only-group mlflow-server --no-build --inexact
 
 FROM python:3.11-slim-bookworm
 RUN groupadd --system --gid 10001 mlflow \

@@ -4,9 +4,12 @@ Used by compose's one-shot ``mlflow-init`` service and by the native stack launc
 
     MLFLOW_TRACKING_URI=http://mlflow:5000/mlflow \
     MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD=… \
-    HEARTEYE_MLFLOW_USERS="reader serving" \
-    HEARTEYE_MLFLOW_USER_READER_PASSWORD=… HEARTEYE_MLFLOW_USER_SERVING_PASSWORD=… \
+    HEARTEYE_MLFLOW_READER_PASSWORD=… HEARTEYE_MLFLOW_SERVING_PASSWORD=… \
     python mlflow_users.py
+
+The password variables are ``hearteye_platform.deployment.DeploymentSettings`` fields (declared,
+typed and checked there, by the ``config-check`` service that runs before this); the mlflow image
+carries no HeartEye, so this script reads them itself.
 
 New users get the server's default permission (READ in HeartEye's auth config). A user that
 exists already keeps its password: rotate passwords with MLflow's update-password API.
@@ -21,6 +24,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+
+#: The non-admin users, each with the variable holding its password.
+USERS = {"reader": "HEARTEYE_MLFLOW_READER_PASSWORD", "serving": "HEARTEYE_MLFLOW_SERVING_PASSWORD"}
 
 
 class UserError(RuntimeError):
@@ -59,8 +65,8 @@ def main() -> int:
                 print(f"MLflow at {uri} is not answering", file=sys.stderr)
                 return 1
             time.sleep(2)
-    for username in env.get("HEARTEYE_MLFLOW_USERS", "").split():
-        password = env[f"HEARTEYE_MLFLOW_USER_{username.upper()}_PASSWORD"]
+    for username, variable in USERS.items():
+        password = env[variable]
         created = create_user(uri, admin, username, password)
         print(f"MLflow user {username}: {'created' if created else 'exists'}")
     return 0

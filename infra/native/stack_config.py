@@ -9,17 +9,85 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import shlex
 import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hearteye_platform.deployment import DeploymentSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLAN_FILE = "stack.json"
 ENV_FILE = "stack.env"
 SERVING_CONFIG = REPO_ROOT / "serving" / "gunicorn.conf.py"
+
+
+class NativeStackSettings(BaseSettings):
+    """The native stack's own variables (``HEARTEYE_STACK_*``, the environment only). Those it
+    shares with compose (``HEARTEYE_HTTP_PORT``, ``HEARTEYE_PUBLIC_HOST``, ``HEARTEYE_S3_BUCKET``,
+    MLflow's admin and Flask key) are ``DeploymentSettings``' fields."""
+
+    model_config = SettingsConfigDict(env_prefix="HEARTEYE_STACK_", extra="ignore", frozen=True)
+
+    dir: Path = Field(
+        default=Path(".stack"),
+        description="State, logs, data and stack.env of the stack (one stack per directory).",
+    )
+    serving: Literal["on", "off", "auto"] = Field(
+        default="auto",
+        description="The serving tier: on, off, or auto (on when serving/gunicorn.conf.py exists).",
+    )
+    serving_instances: int = Field(
+        default=2, ge=1, le=16, description="Serving instances (Gunicorn masters), own ports."
+    )
+    pg_admin_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        description="A PostgreSQL superuser's URL: the stack creates its roles and databases "
+        "with it and drops them at `down`.",
+    )
+    timeout_s: float = Field(
+        default=90.0,
+        gt=0.0,
+        description="How long each service may take to become healthy (a loaded machine needs "
+        "more).",
+    )
+
+
+class StackEnvironment(BaseSettings):
+    """What ``stack.env`` (``StackPlan.environment``) tells people, tests and clients about a
+    running stack, besides the variables they read under their own names (``MLFLOW_TRACKING_*``,
+    ``HEARTEYE_DATABASE_URL``, ``HEARTEYE_DATABASE_OWNER_URL``, ``HEARTEYE_JWT_SECRET``,
+    ``HEARTEYE_HTTP_PORT``); ``StackEnvironment()`` reads them back from a shell that sourced it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HEARTEYE_STACK_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    url: str = Field(
+        default="http://127.0.0.1:8080",
+        validation_alias="HEARTEYE_URL",
+        description="The stack's public entry (nginx).",
+    )
+    name: str = Field(default="", description="The stack's name (its databases' prefix).")
+    mlflow_direct_uri: str = Field(default="", description="mlflow server, bypassing nginx.")
+    reader_username: str = Field(default="reader", description="MLflow's read-only user.")
+    reader_password: str = Field(default="", description="Its password.")
+    serving_username: str = Field(default="serving", description="The serving tier's user.")
+    serving_password: str = Field(default="", description="Its password.")
+    serving_urls: str = Field(
+        default="", description="Each serving instance's own URL, comma-separated."
+    )
+    mlflow_database_url: str = Field(default="", description="MLflow's store (owner role).")
+    auth_database_url: str = Field(default="", description="MLflow's auth database.")
+    s3_endpoint: str = Field(default="", description="The S3 server (SeaweedFS).")
+    s3_bucket: str = Field(default="mlflow", description="MLflow's artifact bucket.")
+    s3_access_key: str = Field(default="", description="The S3 admin identity's key.")
+    s3_secret_key: str = Field(default="", description="Its secret.")
 
 
 @dataclass(frozen=True)
@@ -269,21 +337,27 @@ def make_plan(settings: StackSettings) -> StackPlan:
 
 
 def settings_from_env(**overrides: object) -> StackSettings:
-    """Settings from the environment, with explicit values (flags) taking precedence."""
-    env = os.environ
+    """Settings from the environment, with explicit values (flags) taking precedence.
+
+    The native stack is a development stack: the shared deployment settings are read from the
+    environment only (not compose's .env) and never in production mode.
+    """
+    native = NativeStackSettings()
+    shared = DeploymentSettings(_env_file=None, env="development")  # type: ignore[call-arg]
+    admin_password = shared.mlflow_admin_password
+    flask_secret_key = shared.mlflow_flask_secret_key
     values: dict[str, object] = {
-        "state_dir": Path(env.get("HEARTEYE_STACK_DIR", ".stack")),
-        "http_port": int(env.get("HEARTEYE_HTTP_PORT", "8080")),
-        "public_host": env.get("HEARTEYE_PUBLIC_HOST", "localhost"),
-        "serving": env.get("HEARTEYE_STACK_SERVING", "auto"),
-        "serving_instances": int(env.get("HEARTEYE_STACK_SERVING_INSTANCES", "2")),
-        "pg_admin_url": env.get(
-            "HEARTEYE_STACK_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-        "bucket": env.get("HEARTEYE_S3_BUCKET", "mlflow"),
-        "admin_username": env.get("MLFLOW_AUTH_ADMIN_USERNAME") or "admin",
-        "admin_password": env.get("MLFLOW_AUTH_ADMIN_PASSWORD") or None,
-        "flask_secret_key": env.get("MLFLOW_FLASK_SERVER_SECRET_KEY") or None,
+        "state_dir": native.dir,
+        "http_port": shared.http_port,
+        "public_host": shared.public_host,
+        "serving": native.serving,
+        "serving_instances": native.serving_instances,
+        "pg_admin_url": native.pg_admin_url,
+        "timeout_s": native.timeout_s,
+        "bucket": shared.s3_bucket,
+        "admin_username": shared.mlflow_admin_username or "admin",
+        "admin_password": admin_password.get_secret_value() if admin_password else None,
+        "flask_secret_key": flask_secret_key.get_secret_value() if flask_secret_key else None,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return StackSettings(**values)  # type: ignore[arg-type]

@@ -11,6 +11,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from stack_config import REPO_ROOT, StackPlan
 from stack_process import StackError, http_status, start, wait_until
 
@@ -22,6 +24,55 @@ HTML = NGINX_DIR / "html"
 VARIABLE = re.compile(r"\$\{(HEARTEYE_NGINX_[A-Z0-9_]+)\}|\$(HEARTEYE_NGINX_[A-Z0-9_]+)")
 WORKER_USER = "nobody"
 TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+class NginxTemplateVariables(BaseSettings):
+    """The declaration of infra/nginx/templates/hearteye.conf.template's variables
+    (``HEARTEYE_NGINX_*``): compose sets them on the nginx service (the image's envsubst renders
+    the template), the native stack passes them to ``render`` (``native_variables``). Defaults:
+    compose's values. tests/infra/test_nginx_config.py keeps the template, this class, compose
+    and the native values in step."""
+
+    model_config = SettingsConfigDict(env_prefix="HEARTEYE_NGINX_", extra="ignore", frozen=True)
+
+    listen: str = Field(default="80", description='Plain-HTTP listen ("80", "127.0.0.1:8080").')
+    server_name: str = Field(default="localhost", description="The public host name.")
+    serving_servers: str = Field(
+        default="server serving:8000 resolve max_fails=1 fail_timeout=5s;",
+        description="The serving tier's upstream server lines.",
+    )
+    mlflow_servers: str = Field(
+        default="server mlflow:5000 resolve;", description="mlflow server's upstream lines."
+    )
+    pgadmin: str = Field(
+        default="pgadmin:80",
+        description="pgAdmin's host:port; empty where pgAdmin is not part of the stack (503).",
+    )
+    resolver: str = Field(
+        default="127.0.0.11", description="DNS resolver for run-time name resolution (Docker's)."
+    )
+    html_dir: str = Field(
+        default="/usr/share/nginx/hearteye",
+        description="Landing page, /static/ and error pages (infra/nginx/html).",
+    )
+    snippets_dir: str = Field(
+        default="/etc/nginx/hearteye", description="infra/nginx/snippets, where nginx reads it."
+    )
+    tls: str = Field(default="off", description='"on" (certificates in <conf dir>/certs) or "off".')
+    access_log: str = Field(
+        default="/var/log/nginx/access.log", description="Access log path (one JSON per line)."
+    )
+    max_body_size: str = Field(
+        default="16m", description="Request body limit outside /mlflow/ (413 above)."
+    )
+    api_rate: str = Field(default="50r/s", description="Per-client request rate on /api/.")
+    token_rate: str = Field(
+        default="10r/m", description="Per-client request rate on /api/v1/auth/token."
+    )
+
+    def variables(self) -> dict[str, str]:
+        """The fields as the template's variable names."""
+        return {f"HEARTEYE_NGINX_{name.upper()}": getattr(self, name) for name in self.model_fields}
 
 
 def template_variables(text: str | None = None) -> set[str]:

@@ -32,7 +32,7 @@ class Missing:
 def missing_prerequisites(settings: StackSettings) -> list[Missing]:
     """Every prerequisite of ``up`` that is not met (empty when the stack can start)."""
     missing = []
-    tools = {"weed": INSTALL, "nginx": SYSTEM}
+    tools = {"weed": INSTALL, "nginx": SYSTEM, "psql": SYSTEM}  # psql: the databases' init
     if settings.serving_enabled:
         tools["gunicorn"] = INSTALL
     for name, fix in tools.items():

@@ -8,14 +8,18 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from urllib.parse import unquote, urlsplit
 
 from stack_config import REPO_ROOT, SERVING_CONFIG, StackPlan
 from stack_process import StackError, http_status, start, wait_until
 
 BIN = Path(sys.executable).parent
+MLFLOW_ENTRYPOINT = REPO_ROOT / "infra" / "mlflow" / "entrypoint.sh"
+POSTGRES_INIT = REPO_ROOT / "infra" / "postgres" / "init-databases.sh"
 # Debian installs nginx in /usr/sbin, which an unprivileged user's PATH often lacks.
 SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/sbin"),)
 
@@ -50,54 +54,58 @@ def base_env(plan: StackPlan) -> dict[str, str]:
 
 
 def create_databases(plan: StackPlan) -> None:
-    """Two login roles and three fresh databases, as compose's postgres init does.
+    """Two login roles and three databases, by compose's own init script
+    (infra/postgres/init-databases.sh) run against the machine's server as its superuser.
 
     ``pg_role`` owns MLflow's store, its auth database and the platform database (and runs the
     platform's migrations); ``app_role`` is the platform's runtime role: it may connect to the
     platform database only, and the migrations give it INSERT/SELECT on the audit trail, nothing
     more (docs/identity.md). Nobody else (PUBLIC) may connect to any of the three.
     """
-    import psycopg2
-    from psycopg2 import sql
+    # Recorded first: `down` drops them (IF EXISTS) whatever the script got to.
+    plan.role_created = plan.app_role_created = True
+    plan.databases_created = list(plan.databases.values())
+    plan.save()
+    log = plan.state / "logs" / "postgres-init.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        result = subprocess.run(
+            ["/bin/sh", str(POSTGRES_INIT)],
+            env=postgres_init_env(plan),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise StackError(f"postgres: {POSTGRES_INIT.name} exited with {result.returncode}", log)
 
-    conn = psycopg2.connect(plan.pg_admin_url)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(plan.pg_role)),
-                (plan.pg_password,),
-            )
-            plan.role_created = True
-            plan.save()
-            if plan.app_role:
-                cur.execute(
-                    sql.SQL(
-                        "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %s"
-                    ).format(sql.Identifier(plan.app_role)),
-                    (plan.app_password,),
-                )
-                plan.app_role_created = True
-                plan.save()
-            for key, db in plan.databases.items():
-                cur.execute(
-                    sql.SQL(
-                        "CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0"
-                    ).format(sql.Identifier(db), sql.Identifier(plan.pg_role))
-                )
-                plan.databases_created.append(db)
-                plan.save()
-                cur.execute(
-                    sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db))
-                )
-                if key == "platform" and plan.app_role:
-                    cur.execute(
-                        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                            sql.Identifier(db), sql.Identifier(plan.app_role)
-                        )
-                    )
-    finally:
-        conn.close()
+
+def postgres_init_env(plan: StackPlan) -> dict[str, str]:
+    """The init script's environment: libpq's admin connection, then compose's variables."""
+    admin = urlsplit(plan.pg_admin_url)
+    libpq = {
+        "PGHOST": admin.hostname or "127.0.0.1",
+        "PGPORT": str(admin.port or 5432),
+        "PGUSER": unquote(admin.username or "postgres"),
+        "PGCONNECT_TIMEOUT": "10",
+    }
+    if admin.password:
+        libpq["PGPASSWORD"] = unquote(admin.password)
+    return (
+        base_env(plan)
+        | libpq
+        | {
+            "POSTGRES_USER": plan.pg_role,  # owns MLflow's databases, as compose's superuser does
+            "HEARTEYE_MLFLOW_DB": plan.databases["mlflow"],
+            "HEARTEYE_MLFLOW_AUTH_DB": plan.databases["auth"],
+            "HEARTEYE_PLATFORM_DB": plan.databases["platform"],
+            "HEARTEYE_PLATFORM_DB_OWNER": plan.pg_role,
+            "HEARTEYE_PLATFORM_DB_OWNER_PASSWORD": plan.pg_password,
+            "HEARTEYE_PLATFORM_DB_APP_ROLE": plan.app_role,
+            "HEARTEYE_PLATFORM_DB_APP_PASSWORD": plan.app_password,
+        }
+    )
 
 
 def drop_databases(plan: StackPlan) -> list[str]:
@@ -220,33 +228,30 @@ def ensure_bucket(plan: StackPlan) -> bool:
 
 
 def start_mlflow(plan: StackPlan, timeout_s: float) -> None:
-    """mlflow server as in compose: PostgreSQL store, proxied S3 artifacts, basic-auth, /mlflow."""
+    """mlflow server as in compose: PostgreSQL store, proxied S3 artifacts, basic-auth, /mlflow.
+
+    Started through the mlflow image's own entrypoint (infra/mlflow/entrypoint.sh), which writes
+    the basic-auth config from the environment and execs ``mlflow server``: one bootstrap for
+    both forms of the stack.
+    """
     ini = plan.state / "mlflow" / "basic_auth.ini"
-    ini.parent.mkdir(parents=True, exist_ok=True)
-    ini.write_text(
-        "[mlflow]\n"
-        "default_permission = READ\n"
-        f"database_uri = {plan.database_url('auth')}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-        # Without the cache every request pays a PBKDF2 hash (~0.8 s here). One worker, so
-        # password changes through the API apply at once; only direct SQL edits wait for the TTL.
-        "auth_cache_ttl_seconds = 60\n"
-    )
-    ini.chmod(0o600)
     host = plan.public_host
     allowed = [host, f"{host}:*", "localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*"]
     command = [
-        sys.executable, "-m", "mlflow", "server",
+        "/bin/sh", str(MLFLOW_ENTRYPOINT),
         "--serve-artifacts", "--artifacts-destination", f"s3://{plan.bucket}/artifacts",
         "--host", "127.0.0.1", "--port", str(plan.ports["mlflow"]), "--workers", "1",
         "--static-prefix", "/mlflow",
         "--allowed-hosts", ",".join(dict.fromkeys(allowed)),
         "--app-name", "basic-auth",
     ]  # fmt: skip
-    env = base_env(plan) | {
+    base = base_env(plan)
+    env = base | {
+        "PATH": f"{BIN}{os.pathsep}{base.get('PATH', '')}",  # the entrypoint runs `mlflow`
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "HEARTEYE_MLFLOW_AUTH_DATABASE_URI": plan.database_url("auth"),
         # --backend-store-uri's variable: the password stays out of the process list.
         "MLFLOW_BACKEND_STORE_URI": plan.database_url("mlflow"),
-        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
         "MLFLOW_AUTH_ADMIN_USERNAME": plan.admin_username,
         "MLFLOW_AUTH_ADMIN_PASSWORD": plan.admin_password,
         "MLFLOW_FLASK_SERVER_SECRET_KEY": plan.flask_secret_key,

@@ -1,7 +1,10 @@
 #!/bin/sh
-# PostgreSQL image init script (runs once, on an empty data directory): the three HeartEye
-# databases and the platform database's two roles. Idempotent all the same (CREATE only what is
-# missing; passwords are set from the environment every time).
+# The HeartEye databases and the platform database's two roles: one bootstrap for both forms of
+# the stack. The PostgreSQL image runs it once, on an empty data directory
+# (/docker-entrypoint-initdb.d, over its socket as POSTGRES_USER); the native stack runs it against
+# the machine's server (infra/native/stack_services.py: libpq's PGHOST/PGPORT/PGUSER/PGPASSWORD
+# name the admin connection). Idempotent (CREATE only what is missing; passwords are set from the
+# environment every time).
 #
 #   HEARTEYE_MLFLOW_DB, HEARTEYE_MLFLOW_AUTH_DB   MLflow's store and its auth database, owned by
 #                                                 POSTGRES_USER
@@ -12,10 +15,12 @@
 #                                                 INSERT/SELECT on the audit trail, nothing more
 #
 # Neither platform role is a superuser; nobody else (PUBLIC) may connect to any of the databases.
+# The variables are hearteye_platform.deployment.DeploymentSettings' (declared and checked there).
 set -eu
 
 psql_admin() {
-  psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres "$@"
+  psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet --username "${PGUSER:-$POSTGRES_USER}" \
+    --dbname postgres "$@"
 }
 
 for spec in "$HEARTEYE_PLATFORM_DB_OWNER:$HEARTEYE_PLATFORM_DB_OWNER_PASSWORD" \
@@ -32,7 +37,7 @@ done
 for spec in "$HEARTEYE_MLFLOW_DB:$POSTGRES_USER" "$HEARTEYE_MLFLOW_AUTH_DB:$POSTGRES_USER" \
             "$HEARTEYE_PLATFORM_DB:$HEARTEYE_PLATFORM_DB_OWNER"; do
   psql_admin -v db="${spec%%:*}" -v owner="${spec#*:}" <<'SQL'
-SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'owner')
+SELECT format('CREATE DATABASE %I OWNER %I ENCODING ''UTF8'' TEMPLATE template0', :'db', :'owner')
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db')
 \gexec
 SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'db')

@@ -13,24 +13,23 @@ values of the response model's shape and serialised once by pydantic-core (the d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from serving.context import RequestContext, request_context
+from serving.context import request_context
 from serving.deps import AUTH_ERRORS, Clinician, runtime_of
 from serving.fastjson import FastJSONRoute, json_response
 from serving.inference import (
     InputError,
     check_strip,
     predict,
+    record_answer,
     samples,
     strip_answer,
     strip_digest,
 )
 from serving.loading import LoadedModel
-from serving.runtime import Runtime
 from serving.schemas import (
     ErrorOut,
     PredictBatchRequest,
@@ -61,7 +60,7 @@ async def predict_strip(body: PredictRequest, user: Clinician, request: Request)
     checked = check_strip(body, signal, runtime.settings)
     predictions = await predict(loaded, [checked.strip], runtime.batchers.get(loaded.name))
     answer = strip_answer(predictions[0])
-    _answered(ctx, runtime, loaded, [answer])
+    record_answer(ctx, runtime, loaded, [answer["counts"]])
     return json_response({"request_id": ctx.request_id, "model": _ref(loaded), **answer})
 
 
@@ -95,7 +94,7 @@ async def predict_batch(body: PredictBatchRequest, user: Clinician, request: Req
         loc=("body", "strips") if len(checked) > 1 else ("body", "strips", 0),
     )
     answers = [strip_answer(p) for p in predictions]
-    _answered(ctx, runtime, loaded, answers)
+    record_answer(ctx, runtime, loaded, [a["counts"] for a in answers])
     return json_response(
         {
             "request_id": ctx.request_id,
@@ -107,21 +106,3 @@ async def predict_batch(body: PredictBatchRequest, user: Clinician, request: Req
 
 def _ref(loaded: LoadedModel) -> dict[str, str | None]:
     return {"name": loaded.name, "version": loaded.version, "run_id": loaded.run_id}
-
-
-def _answered(
-    ctx: RequestContext,
-    runtime: Runtime,
-    loaded: LoadedModel,
-    answers: Sequence[dict[str, Any]],
-) -> None:
-    """Record who answered and what, for the audit record, the log line and the metrics."""
-    counts: dict[str, int] = {}
-    for answer in answers:
-        for label, n in answer["counts"].items():
-            if n:
-                counts[label] = counts.get(label, 0) + n
-    ctx.answered_by(loaded.name, loaded.version, loaded.run_id)
-    ctx.n_beats = sum(counts.values())
-    ctx.label_counts = counts
-    runtime.metrics.predicted(loaded.name, loaded.version, len(answers), counts)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hearteye_platform.db import create_db_engine, create_session_factory, upgrade_database
 from tests.identity.pg import (
-    DEFAULT_ADMIN_URL,
     PgDatabase,
     ThrowawayPostgres,
     admin_execute,
@@ -24,6 +22,7 @@ from tests.identity.pg import (
     pg_bin,
     reachable,
 )
+from tests.settings import SuiteSettings
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +36,7 @@ def _no_database_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def pg_admin_url() -> Iterator[str]:
     """A superuser URL: HEARTEYE_TEST_POSTGRES_URL, else the machine's server, else our own."""
-    url = os.environ.get("HEARTEYE_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL)
+    url = SuiteSettings().postgres_url
     if reachable(url):
         yield url
         return

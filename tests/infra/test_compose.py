@@ -7,7 +7,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from tests.infra.conftest import COMPOSE_FILE, ENV_EXAMPLE, bare_env, run_compose
+
+pytestmark = pytest.mark.compose
 
 REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?")
 ANY_VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")
@@ -80,11 +84,16 @@ def test_dependants_wait_for_health_or_completion(compose_model: dict[str, Any])
     for name, service in services.items():
         for dependency, spec in service.get("depends_on", {}).items():
             assert spec["condition"] in allowed, (name, dependency, spec)
-            one_shot = dependency.endswith("-init")
+            one_shot = dependency.endswith("-init") or dependency == "config-check"
             expected = "service_completed_successfully" if one_shot else "service_healthy"
             assert spec["condition"] == expected, (name, dependency, spec)
-    assert set(services["mlflow"]["depends_on"]) == {"postgres", "minio-init", "seaweedfs-init"}
-    assert set(services["nginx"]["depends_on"]) == {"mlflow", "serving"}
+    assert set(services["mlflow"]["depends_on"]) == {
+        "config-check",
+        "postgres",
+        "minio-init",
+        "seaweedfs-init",
+    }
+    assert set(services["nginx"]["depends_on"]) == {"config-check", "mlflow", "serving"}
 
 
 def test_serving_is_scalable_and_mlflow_configured_as_required(

@@ -121,12 +121,15 @@ def test_missing_prerequisites_stop_up_before_anything_starts(
 
 
 @pytest.mark.integration
+@pytest.mark.postgres
+@pytest.mark.nginx
 def test_this_machine_meets_every_prerequisite(state_dir: Path) -> None:
     settings = StackSettings(state_dir=state_dir, http_port=free_port(set()), serving="on")
     assert stack_preflight.missing_prerequisites(settings) == []
 
 
 @pytest.mark.integration
+@pytest.mark.postgres
 def test_failed_start_shows_the_log_and_undoes_everything(
     state_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

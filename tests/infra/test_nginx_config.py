@@ -15,6 +15,8 @@ import pytest
 import stack_nginx
 from stack_config import StackPlan, StackSettings, make_plan
 
+pytestmark = [pytest.mark.nginx, pytest.mark.compose]
+
 NGINX_IMAGE_CONF = """\
 worker_processes auto;
 error_log /var/log/nginx/error.log notice;
@@ -67,6 +69,7 @@ def test_template_variables_are_the_same_in_compose_and_native(
     compose_model: dict[str, Any], native_plan: StackPlan
 ) -> None:
     used = stack_nginx.template_variables()
+    assert used == stack_nginx.NginxTemplateVariables().variables().keys()
     assert used == _compose_nginx_env(compose_model).keys()
     assert used == stack_nginx.native_variables(native_plan).keys()
     filt = compose_model["services"]["nginx"]["environment"]["NGINX_ENVSUBST_FILTER"]
@@ -74,11 +77,11 @@ def test_template_variables_are_the_same_in_compose_and_native(
 
 
 def test_render_leaves_nginx_variables_and_refuses_missing_values() -> None:
-    text = "set $x ${HEARTEYE_NGINX_A}; return 200 $host$HEARTEYE_NGINX_B;"
-    rendered = stack_nginx.render({"HEARTEYE_NGINX_A": "1", "HEARTEYE_NGINX_B": "2"}, text)
+    text = "set $x ${HEARTEYE_NGINX_LISTEN}; return 200 $host$HEARTEYE_NGINX_TLS;"
+    rendered = stack_nginx.render({"HEARTEYE_NGINX_LISTEN": "1", "HEARTEYE_NGINX_TLS": "2"}, text)
     assert rendered == "set $x 1; return 200 $host2;"
-    with pytest.raises(stack_nginx.StackError, match="HEARTEYE_NGINX_B"):
-        stack_nginx.render({"HEARTEYE_NGINX_A": "1"}, text)
+    with pytest.raises(stack_nginx.StackError, match="HEARTEYE_NGINX_TLS"):
+        stack_nginx.render({"HEARTEYE_NGINX_LISTEN": "1"}, text)
 
 
 @pytest.mark.parametrize("tls", ["off", "on"])

@@ -61,6 +61,7 @@ def native_stack() -> Iterator[NativeStack]:
 
 def _start_stack() -> NativeStack:
     import hearteye_stack
+    import stack_config
 
     # Under /tmp rather than pytest's 0700 tmp dirs: run as root, nginx's workers (`nobody`) must
     # traverse the path to their html/ and tmp/ directories.
@@ -69,6 +70,8 @@ def _start_stack() -> NativeStack:
         state_dir=state,
         http_port=_free_port(),
         serving=os.environ.get("HEARTEYE_STACK_SERVING", "auto"),
+        # Each service's start-up deadline (HEARTEYE_STACK_TIMEOUT_S: raise it on a loaded host).
+        timeout_s=stack_config.settings_from_env().timeout_s,
     )
     began = time.monotonic()
     try:

@@ -265,6 +265,66 @@ def test_probes_through_nginx(served: Served) -> None:
     assert big.status_code == 413
 
 
+def test_open_inference_protocol_client_through_nginx(
+    served: Served, strips: list[np.ndarray]
+) -> None:
+    """tritonclient (an independent KServe V2 client) gets /api/v1/predict's beats and
+    probabilities for real MIT-BIH strips, and its health, metadata and readiness calls succeed."""
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+
+    served.wait_all_workers(XGB, served.versions[XGB][0])
+    served.wait_all_workers(BILSTM, served.versions[BILSTM][0])
+    client = triton.InferenceServerClient(url=served.stack.url.removeprefix("http://"))
+    auth = served.headers()
+    try:
+        assert client.is_server_live()
+        assert client.is_server_ready()
+        assert client.get_server_metadata()["name"] == "hearteye"
+        for model in (XGB, BILSTM):
+            version = served.versions[model][0]
+            assert client.is_model_ready(model, headers=auth)
+            assert client.is_model_ready(model, model_version=version, headers=auth)
+            meta = client.get_model_metadata(model, headers=auth)
+            assert meta["versions"] == [version]
+            assert [t["name"] for t in meta["outputs"]] == ["sample", "label", "probabilities"]
+            for signal in strips:
+                samples = signal.astype(np.float32)  # FP32 on the wire, the same values to /api/v1
+                inputs = [
+                    triton.InferInput("signal", [len(samples)], "FP32"),
+                    triton.InferInput("fs", [1], "FP32"),
+                ]
+                inputs[0].set_data_from_numpy(samples, binary_data=False)
+                inputs[1].set_data_from_numpy(np.array([360.0], np.float32), binary_data=False)
+                outputs = [
+                    triton.InferRequestedOutput(name, binary_data=False)
+                    for name in ("sample", "label", "probabilities")
+                ]
+                result = client.infer(
+                    model, inputs, outputs=outputs, request_id="oip-1", headers=auth
+                )
+                assert result.get_response()["id"] == "oip-1"
+                assert result.get_response()["model_version"] == version
+                v1 = served.predict(samples.astype(np.float64), model)
+                assert v1.status_code == 200, v1.text
+                beats = v1.json()["beats"]
+                assert result.as_numpy("sample").tolist() == [b["sample"] for b in beats]
+                labels = [
+                    v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("label")
+                ]
+                assert labels == [b["label"] for b in beats]
+                expected = [[b["probabilities"][c] for c in AAMI_CLASSES] for b in beats]
+                np.testing.assert_allclose(result.as_numpy("probabilities"), expected, atol=1e-6)
+        # No outputs named: tritonclient asks for binary outputs, JSON ones come back.
+        result = client.infer(XGB, inputs, headers=auth)
+        assert result.as_numpy("probabilities").shape[1] == len(AAMI_CLASSES)
+        with pytest.raises(InferenceServerException, match="not served"):
+            client.get_model_metadata(XGB, model_version="999", headers=auth)
+    finally:
+        client.close()
+    assert any(e["uri"] == f"/v2/models/{XGB}/infer" for e in served.stack.access_log())
+
+
 def test_promote_and_rollback_swap_in_every_worker(
     served: Served, strips: list[np.ndarray]
 ) -> None:

@@ -29,6 +29,7 @@ from click.testing import CliRunner, Result
 
 from cli.main import cli
 from hearteye.settings import get_settings
+from tests.settings import SuiteSettings
 from tests.identity.pg import (
     DEFAULT_ADMIN_URL,
     PgDatabase,
@@ -105,7 +106,7 @@ def test_mlflow_db_upgrade_on_the_embedded_store(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def pg_admin_url() -> Iterator[str]:
     """A superuser URL: HEARTEYE_TEST_POSTGRES_URL, else the machine's server, else our own."""
-    url = os.environ.get("HEARTEYE_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL)
+    url = SuiteSettings().postgres_url
     if reachable(url):
         yield url
         return

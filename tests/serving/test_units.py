@@ -3,6 +3,7 @@ the Gunicorn config and ``ml serve``."""
 
 from __future__ import annotations
 
+import os
 import runpy
 import socket
 import subprocess
@@ -175,6 +176,54 @@ def test_gunicorn_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     assert config["keepalive"] > 60
     config["on_starting"](None)
     assert not (tmp_path / "metrics" / "counter_123.db").exists()
+
+
+def test_gunicorn_and_uvicorn_knobs_come_from_serving_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The process knobs are ServingSettings fields (typed, one declaration), not raw environ."""
+    for name in ("HEARTEYE_WORKERS", "WEB_CONCURRENCY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WEB_CONCURRENCY", "5")  # the conventional alias
+    monkeypatch.setenv("HEARTEYE_BIND", "127.0.0.1:8999")
+    monkeypatch.setenv("HEARTEYE_WORKER_TIMEOUT_S", "200")
+    monkeypatch.setenv("HEARTEYE_GRACEFUL_TIMEOUT_S", "7")
+    monkeypatch.setenv("HEARTEYE_GUNICORN_LOG_LEVEL", "warning")
+    config = runpy.run_path(str(REPO / "serving" / "gunicorn.conf.py"))
+    assert (config["workers"], config["bind"]) == (5, ["127.0.0.1:8999"])
+    assert (config["timeout"], config["graceful_timeout"], config["loglevel"]) == (
+        200,
+        7,
+        "warning",
+    )
+    monkeypatch.setenv("HEARTEYE_WORKERS", "4")  # ours wins over the alias
+    assert ServingSettings().workers == 4
+    assert ServingSettings(workers=3).workers == 3
+    monkeypatch.setenv("HEARTEYE_WORKERS", "many")
+    with pytest.raises(ValidationError, match="HEARTEYE_WORKERS"):
+        runpy.run_path(str(REPO / "serving" / "gunicorn.conf.py"))
+
+
+def test_the_worker_takes_its_loop_and_parser_from_serving_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    from serving.worker import HeartEyeUvicornWorker
+
+    def worker() -> HeartEyeUvicornWorker:
+        return HeartEyeUvicornWorker(0, os.getppid(), [], None, 30, Config(), Logger(Config()))
+
+    monkeypatch.setenv("HEARTEYE_UVICORN_LOOP", "asyncio")
+    monkeypatch.setenv("HEARTEYE_UVICORN_HTTP", "h11")
+    made = worker()
+    made.tmp.close()  # the heartbeat file Gunicorn opens for each worker
+    assert (made.config.loop, made.config.http) == ("asyncio", "h11")
+    assert HeartEyeUvicornWorker.CONFIG_KWARGS["loop"] == "auto"  # the class is left alone
+    monkeypatch.setenv("HEARTEYE_UVICORN_LOOP", "tokio")
+    with pytest.raises(ValidationError, match="uvicorn_loop"):
+        worker()
 
 
 def test_gunicorn_refuses_a_port_another_server_listens_on() -> None:
