@@ -65,6 +65,11 @@ class NginxTemplateVariables(BaseSettings):
     max_body_size: str = Field(
         default="16m", description="Request body limit outside /mlflow/ (413 above)."
     )
+    recordings_max_body_size: str = Field(
+        default_factory=lambda: str(recordings_max_upload_bytes()),
+        description="Body limit of recording uploads (bytes): serving's "
+        "HEARTEYE_RECORDINGS_MAX_UPLOAD_BYTES, rendered from it (compose: from .env).",
+    )
     api_rate: str = Field(default="50r/s", description="Per-client request rate on /api/.")
     token_rate: str = Field(
         default="10r/m", description="Per-client request rate on /api/v1/auth/token."
