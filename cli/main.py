@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "db": "cli.db:db",
     "users": "cli.users:users",
     "serve": "cli.serve:serve",
+    "webhook": "cli.webhook:webhook",
 }
 
 

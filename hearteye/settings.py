@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -98,6 +98,13 @@ class HearteyeSettings(BaseSettings):
         description="How long `ml promote` / `ml rollback` wait for concurrent promotions of the "
         "same model before giving up.",
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared secret of the MLflow registry webhook (>= 32 bytes): `ml webhook "
+        "register` gives it to MLflow, and serving checks every delivery's HMAC signature with it. "
+        "Unset: serving refuses webhooks and finds promotions by polling alone. Production "
+        "refuses a placeholder.",
+    )
     database_url: str | None = Field(
         default=None,
         description="Platform database (users, prediction audit trail; not MLflow's) that "
@@ -149,6 +156,7 @@ class HearteyeSettings(BaseSettings):
                 ("database_owner_url", self.database_owner_url),
             )
         }
+        passwords["HEARTEYE_WEBHOOK_SECRET"] = self.webhook_secret_value()
         return {name: value for name, value in passwords.items() if value is not None}
 
     @property
@@ -156,6 +164,9 @@ class HearteyeSettings(BaseSettings):
         """The digest ids (first 16 hex digits) of the data sets the gate requires."""
         parts = (part.strip().lower() for part in self.gate_required_evaluations.split(","))
         return tuple(part[:16] for part in parts if part)
+
+    def webhook_secret_value(self) -> str | None:
+        return self.webhook_secret.get_secret_value() if self.webhook_secret is not None else None
 
     @property
     def mitdb_path(self) -> Path:

@@ -185,20 +185,27 @@ def verify_access_token(
 
 
 def check_jwt_secret(secret: str | None, *, production: bool) -> str:
-    """Return ``secret`` if it may sign tokens, else raise ``ConfigurationError``.
+    """Return ``secret`` if it may sign tokens, else raise ``ConfigurationError``
+    (:func:`check_secret` for ``HEARTEYE_JWT_SECRET``)."""
+    return check_secret(secret, variable="HEARTEYE_JWT_SECRET", production=production)
+
+
+def check_secret(secret: str | None, *, variable: str, production: bool) -> str:
+    """Return ``secret`` if it may key an HMAC (token signatures, webhook signatures), else raise
+    ``ConfigurationError`` naming ``variable``.
 
     Always: at least ``MIN_SECRET_BYTES`` bytes. In production also: present, not a known
     placeholder or template value, not a single repeated character.
     """
     if secret is None or not secret.strip():
         raise ConfigurationError(
-            "HEARTEYE_JWT_SECRET is not set: production needs a random signing secret, e.g. "
+            f"{variable} is not set: production needs a random secret, e.g. "
             "`python -c 'import secrets; print(secrets.token_hex(32))'`"
         )
-    _check_length(secret)
+    _check_length(secret, variable)
     if production and is_placeholder(secret):
         raise ConfigurationError(
-            "HEARTEYE_JWT_SECRET is a placeholder value: set a random secret of at least "
+            f"{variable} is a placeholder value: set a random secret of at least "
             f"{MIN_SECRET_BYTES} bytes before starting in production"
         )
     return secret
@@ -238,9 +245,9 @@ def _development_secret(path: Path) -> str:
     return check_jwt_secret(path.read_text().strip(), production=False)
 
 
-def _check_length(secret: str) -> None:
+def _check_length(secret: str, variable: str = "HEARTEYE_JWT_SECRET") -> None:
     if len(secret.encode()) < MIN_SECRET_BYTES:
         raise ConfigurationError(
-            f"HEARTEYE_JWT_SECRET is {len(secret.encode())} bytes; HS256 needs at least "
+            f"{variable} is {len(secret.encode())} bytes; HMAC-SHA256 needs at least "
             f"{MIN_SECRET_BYTES} (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
         )

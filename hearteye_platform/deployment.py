@@ -151,6 +151,12 @@ class DeploymentSettings(HearteyeSettings):
         "The MLflow UI's session signing key (read by mlflow server). Required.",
         alias="MLFLOW_FLASK_SERVER_SECRET_KEY",
     )
+    mlflow_webhook_secret_encryption_key: SecretStr | None = _secret(
+        "The Fernet key mlflow server encrypts the stored registry-webhook secrets with (read by "
+        "mlflow; make one: `python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'`). Required.",
+        alias="MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY",
+    )
     mlflow_reader_password: SecretStr | None = _secret(
         "Password of MLflow's `reader` user (created by mlflow-init, permission READ). Required."
     )

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 import hearteye
 from hearteye_platform.audit import AuditWriter
-from hearteye_platform.auth_tokens import resolve_jwt_secret
+from hearteye_platform.auth_tokens import check_secret, resolve_jwt_secret
 from hearteye_platform.db import (
     DatabaseUnavailableError,
     create_db_engine,
@@ -39,11 +39,12 @@ from serving.metrics import ServingMetrics
 from serving.middleware import RequestMiddleware
 from serving.openapi import install_openapi
 from serving.recording_service import RecordingService, make_blob_store
-from serving.routes import analyses, audit, auth, health, models, oip, predict, recordings
+from serving.routes import analyses, audit, auth, health, hooks, models, oip, predict, recordings
 from serving.runtime import Runtime
 from serving.settings import ServingSettings
 from serving.signal_json import warm_up as warm_up_signal_parser
 from serving.store import ModelStore
+from serving.webhooks import DeliveryLedger, WakeNotes
 
 logger = logging.getLogger("serving.app")
 
@@ -88,7 +89,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.state.runtime = runtime
     install_openapi(app, settings)
     install_error_handlers(app)
-    for module in (auth, predict, oip, models, audit, recordings, analyses, health):
+    for module in (auth, predict, oip, models, audit, hooks, recordings, analyses, health):
         app.include_router(module.router)
     if settings.fast_path:  # innermost of ours: inside CORS and the request middleware
         app.add_middleware(
@@ -133,8 +134,9 @@ def start_runtime(runtime: Runtime) -> None:
     settings.model_cache_path.mkdir(parents=True, exist_ok=True)
     if settings.fast_path:
         warm_up_signal_parser()  # compiled now (or loaded from numba's cache), not on a request
+    _start_webhooks(runtime)
     _start_database(runtime)
-    store = ModelStore(settings, runtime.metrics)
+    store = ModelStore(settings, runtime.metrics, wake=runtime.wake)
     runtime.store = store
     for name in settings.micro_batch_models:
         if name in settings.models:
@@ -148,12 +150,30 @@ def start_runtime(runtime: Runtime) -> None:
     runtime.analysis_workers = AnalysisWorkers(runtime, runtime.require_recordings())
     runtime.analysis_workers.start()
     logger.info(
-        "serving %s (default %s, alias %s, poll every %.1f s) from %s",
+        "serving %s (default %s, alias %s, poll every %.1f s%s) from %s",
         ", ".join(settings.models),
         settings.default_model,
         settings.model_alias,
-        settings.poll_interval_s,
+        settings.registry_poll_interval_s,
+        ", woken by registry webhooks" if runtime.wake is not None else "",
         store.source.target.uri,
+    )
+
+
+def _start_webhooks(runtime: Runtime) -> None:
+    """With a webhook secret: the wake note every worker watches and the shared replay ledger."""
+    settings = runtime.settings
+    secret = settings.webhook_secret_value()
+    if secret is None:
+        return
+    runtime.webhook_secret = check_secret(
+        secret, variable="HEARTEYE_WEBHOOK_SECRET", production=settings.env == "production"
+    )
+    directory = settings.webhook_wake_path
+    directory.mkdir(parents=True, exist_ok=True)
+    runtime.wake = WakeNotes(directory, settings.models)
+    runtime.deliveries = DeliveryLedger(
+        directory / "deliveries", keep_s=2 * settings.webhook_tolerance_s + 60.0
     )
 
 

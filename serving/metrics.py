@@ -99,6 +99,21 @@ class ServingMetrics:
             buckets=LOAD_BUCKETS,
             registry=reg,
         )
+        self.polls = Counter(
+            "hearteye_registry_polls_total",
+            "Registry polls (alias resolutions of every served model), by what started them: "
+            "startup, interval (the fallback timer), webhook (a signed delivery woke the worker).",
+            ["trigger"],
+            registry=reg,
+        )
+        self.webhooks = Counter(
+            "hearteye_registry_webhooks_total",
+            "Registry webhook deliveries received by this instance, by outcome: accepted (every "
+            "worker woken), ignored (another model or alias), disabled (no secret configured), "
+            "unsigned, malformed, bad_signature, stale, replayed.",
+            ["outcome"],
+            registry=reg,
+        )
         self.version_info = Gauge(
             "hearteye_model_version_info",
             "1 for the version each worker serves (0 for versions it served before).",

@@ -23,6 +23,7 @@ from serving.context import ClientResolver
 from serving.metrics import ServingMetrics
 from serving.settings import ServingSettings
 from serving.store import ModelStore
+from serving.webhooks import DeliveryLedger, WakeNotes
 
 if TYPE_CHECKING:
     from serving.analysis_worker import AnalysisWorkers
@@ -43,6 +44,9 @@ class Runtime:
     store: ModelStore | None = None
     batchers: dict[str, MicroBatcher] = field(default_factory=dict)
     jwt_secret: str | None = None
+    webhook_secret: str | None = None  # None: registry webhooks are refused (polling only)
+    wake: WakeNotes | None = None
+    deliveries: DeliveryLedger | None = None
     engine: Engine | None = None
     sessions: sessionmaker[Session] | None = None
     users: UserStore | None = None

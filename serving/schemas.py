@@ -159,6 +159,20 @@ class ModelsResponse(BaseModel):
     models: list[ModelStatus]
 
 
+class HookAnswer(BaseModel):
+    """What a registry webhook delivery did."""
+
+    status: Literal["accepted", "ignored"] = Field(
+        description="accepted: every worker reloads the alias now; ignored: verified, but not "
+        "about a served model's alias."
+    )
+    delivery_id: str
+    event: str = Field(description="MLflow's `<entity>.<action>`.")
+    model: str | None
+    version: str | None = Field(description="As the event says (workers read the registry).")
+    detail: str | None = None
+
+
 class ServiceHealth(BaseModel):
     status: Literal["up", "down", "degraded"]
     detail: str | None = None

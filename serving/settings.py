@@ -48,8 +48,31 @@ class ServingSettings(HearteyeSettings):
         default=2.0,
         gt=0.0,
         le=300.0,
-        description="How often every worker resolves the alias; a promote or rollback is "
-        "served within this interval plus the new version's load time.",
+        description="Without registry webhooks (no `webhook_secret`): how often every worker "
+        "resolves the alias; a promote or rollback is served within this interval plus the new "
+        "version's load time.",
+    )
+    webhook_poll_interval_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        le=3600.0,
+        description="With registry webhooks (`webhook_secret` set): how often every worker "
+        "still resolves the alias, as the fallback for a lost delivery. A signed webhook "
+        "wakes every worker at once instead.",
+    )
+    webhook_tolerance_s: float = Field(
+        default=300.0,
+        ge=1.0,
+        le=3600.0,
+        description="A webhook whose X-MLflow-Timestamp is further than this from the worker's "
+        "clock is refused as stale; delivery ids are remembered twice as long, and a repeated "
+        "one is refused as a replay.",
+    )
+    webhook_wake_dir: Path | None = Field(
+        default=None,
+        description="Where an accepted webhook leaves the wake note that every worker checks "
+        "every 50 ms, and the delivery ids already seen. Instances on one host that share it "
+        "all wake on a delivery to any of them. Default: <home>/registry-wake.",
     )
     failed_retry_s: float = Field(
         default=30.0,
@@ -292,6 +315,16 @@ class ServingSettings(HearteyeSettings):
     def recordings_cache_dir(self) -> Path:
         """This worker's decoded copies of recordings (rebuilt from the blob store when missing)."""
         return self.home / "recordings-cache"
+
+    @property
+    def registry_poll_interval_s(self) -> float:
+        """The effective polling interval: the fallback rate when webhooks wake the workers."""
+        return self.webhook_poll_interval_s if self.webhook_secret else self.poll_interval_s
+
+    @property
+    def webhook_wake_path(self) -> Path:
+        """The effective wake directory."""
+        return self.webhook_wake_dir or self.home / "registry-wake"
 
     @property
     def model_cache_path(self) -> Path:

@@ -2,8 +2,9 @@
 
 Each served model has a :class:`ModelSlot` whose ``current`` is a :class:`LoadedModel`. A request
 reads ``current`` once and keeps that object to the end, so it finishes on the version it started
-with. The poller (one thread per worker process) resolves the alias every ``poll_interval_s``;
-when it moved, it loads the new version completely (download, load, smoke prediction), then
+with. The poller (one thread per worker process) resolves the alias every
+``registry_poll_interval_s``, and at once when the wake note of a registry webhook changes
+(checked every 50 ms, :mod:`serving.webhooks`); when the alias moved, it loads the new version completely (download, load, smoke prediction), then
 replaces ``current`` in one assignment, then drops its reference to the old version (freed once the
 last request using it returns). A version that fails any step is never swapped in: the old one
 keeps serving, and the failure is kept in ``last_error`` for /health, /api/v1/models and /metrics.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -24,6 +25,7 @@ from serving.metrics import ServingMetrics
 from serving.model_cache import ModelCache
 from serving.registry_source import RegistrySource, RegistryUnavailableError, ResolvedVersion
 from serving.settings import ServingSettings
+from serving.webhooks import WAKE_CHECK_S, WakeNotes
 
 logger = logging.getLogger("serving.store")
 
@@ -79,6 +81,7 @@ class ModelStore:
         source: RegistrySource | None = None,
         cache: ModelCache | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wake: WakeNotes | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -88,6 +91,7 @@ class ModelStore:
         self.registry_error: str | None = "not polled yet"
         self.last_poll_at: datetime | None = None
         self._clock = clock
+        self.wake = wake
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._poll_lock = threading.Lock()
@@ -128,24 +132,46 @@ class ModelStore:
             self._thread.join(timeout_s)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.settings.poll_interval_s):
+        interval = self.settings.registry_poll_interval_s
+        tick = WAKE_CHECK_S if self.wake is not None else interval
+        next_poll = self._clock() + interval
+        while not self._stop.wait(tick):
+            woken = self.wake.changed() if self.wake is not None else []
             try:
-                self.poll_once()
+                if woken:
+                    self.poll_once(trigger="webhook", models=woken)
+                elif self._clock() >= next_poll:
+                    self.poll_once(trigger="interval")
+                    next_poll = self._clock() + interval
             except Exception:  # never let the poller die: the next poll tries again
                 logger.exception("model poll failed")
 
     # -- polling -------------------------------------------------------------------------------
 
-    def poll_once(self, *, startup: bool = False) -> None:
-        """Resolve every model's alias and swap in versions that moved."""
+    def poll_once(
+        self,
+        *,
+        startup: bool = False,
+        trigger: str = "interval",
+        models: Collection[str] | None = None,
+    ) -> None:
+        """Resolve every model's alias (or only ``models``') and swap in versions that moved.
+
+        ``trigger`` (``startup``, ``interval``, ``webhook``) labels the poll in the metrics. A
+        webhook's poll skips the reachability probe (the registry just called us) and resolves
+        only the models the webhook named: one request per model instead of one per served model
+        plus the probe, from every worker at the same moment.
+        """
+        trigger = "startup" if startup else trigger
+        names = [name for name in self.slots if models is None or name in models]
         with self._poll_lock:
+            self.metrics.polls.labels(trigger).inc()
             self.last_poll_at = datetime.now(UTC)
-            problem = self.source.check()
+            problem = None if trigger == "webhook" else self.source.check()
             if problem is None:
                 try:
                     resolved = {
-                        name: self.source.resolve(name, self.settings.model_alias)
-                        for name in self.slots
+                        name: self.source.resolve(name, self.settings.model_alias) for name in names
                     }
                 except RegistryUnavailableError as exc:
                     problem = str(exc)

@@ -28,6 +28,7 @@ from hearteye.preprocess.fingerprint import (
     Fingerprint,
     compute_fingerprint,
     fingerprint_differences,
+    running_fingerprint,
 )
 from hearteye.preprocess.pipeline import PreprocessedStrip, preprocess
 
@@ -153,7 +154,7 @@ class ECGBeatModel(PythonModel):
             raise ModelLoadError(
                 f"model directory {directory} is incomplete or corrupt: {exc}"
             ) from exc
-        diffs = fingerprint_differences(expected, compute_fingerprint(config))
+        diffs = fingerprint_differences(expected, running_fingerprint(config))
         if diffs:
             raise ModelLoadError(
                 "this model was trained with preprocessing that behaves differently from the "

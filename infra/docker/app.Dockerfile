@@ -32,9 +32,12 @@ RUN uv sync --frozen --no-editable --inexact --no-default-groups --no-install-pa
     && /opt/venv/bin/python -m serving.signal_json
 
 FROM python:3.11-slim-bookworm
+# /var/lib/hearteye-wake: compose mounts the replicas' shared webhook wake volume there; a new
+# volume takes this directory's owner.
 RUN groupadd --system --gid 10001 hearteye \
     && useradd --system --uid 10001 --gid hearteye --home-dir /var/lib/hearteye \
-        --create-home --shell /usr/sbin/nologin hearteye
+        --create-home --shell /usr/sbin/nologin hearteye \
+    && install -d -o 10001 -g 10001 /var/lib/hearteye-wake
 COPY --from=build /opt/venv /opt/venv
 # Writable by the runtime user: on a host CPU other than the build's, numba recompiles into it.
 COPY --from=build --chown=10001:10001 /opt/numba-cache /opt/numba-cache

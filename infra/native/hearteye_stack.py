@@ -7,8 +7,9 @@
 Services, each started after its dependencies are healthy: fresh PostgreSQL databases on the
 machine's server, SeaweedFS (`weed mini`) as the S3 server plus the bucket init, `mlflow server`
 (PostgreSQL store, proxied S3 artifacts, basic-auth, /mlflow prefix), the serving tier (two
-Gunicorn instances; optional until serving/gunicorn.conf.py exists), and nginx as the only public
-entry on HEARTEYE_HTTP_PORT (default 8080). State, logs and data live in HEARTEYE_STACK_DIR
+Gunicorn instances; optional until serving/gunicorn.conf.py exists), nginx as the only public
+entry on HEARTEYE_HTTP_PORT (default 8080), and the registry webhook that wakes every serving
+worker when a production alias moves (`ml webhook register`). State, logs and data live in HEARTEYE_STACK_DIR
 (default ./.stack); `stack.env` there holds the URLs and credentials. Every prerequisite (nginx,
 weed, gunicorn, PostgreSQL, nginx's port) is checked before anything starts, and a missing one is
 named with the one command that provides it (stack_preflight.py).
@@ -63,6 +64,8 @@ def up(settings: StackSettings, quiet: bool = False) -> StackPlan:
     else:
         say("serving: skipped (--serving off, or serving/gunicorn.conf.py does not exist yet)")
     steps.append(("nginx", lambda: stack_nginx.start_nginx(plan, settings.timeout_s)))
+    if plan.serving_ports:
+        steps.append(("webhook", lambda: stack_services.register_webhook(plan, settings.timeout_s)))
     for name, step in steps:
         t0 = time.monotonic()
         try:

@@ -7,6 +7,7 @@ The plan (ports, database names, credentials, the processes started) is written 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
@@ -104,7 +105,7 @@ class StackSettings:
     admin_username: str = "admin"
     admin_password: str | None = None
     flask_secret_key: str | None = None
-    timeout_s: float = 90.0
+    timeout_s: float = 90.0  # per service; HEARTEYE_STACK_TIMEOUT_S (a loaded machine needs more)
 
     @property
     def serving_enabled(self) -> bool:
@@ -158,6 +159,10 @@ class StackPlan:
     app_role: str = ""
     app_password: str = ""
     app_role_created: bool = False
+    # Registry webhooks: serving's HMAC secret, and the key MLflow encrypts stored secrets with
+    # (a Fernet key: without a stable one, a restarted server could not read its webhooks).
+    webhook_secret: str = ""
+    webhook_encryption_key: str = ""
     processes: list[ProcessRecord] = field(default_factory=list)
 
     @property
@@ -171,6 +176,16 @@ class StackPlan:
     @property
     def mlflow_direct_uri(self) -> str:
         return f"http://127.0.0.1:{self.ports['mlflow']}/mlflow"
+
+    @property
+    def webhook_url(self) -> str:
+        """Where the MLflow server delivers registry webhooks: serving, through nginx."""
+        return f"{self.url}/api/v1/hooks/mlflow-registry"
+
+    @property
+    def wake_dir(self) -> Path:
+        """The webhook wake directory every serving instance shares (all wake together)."""
+        return self.state / "run" / "registry-wake"
 
     @property
     def s3_endpoint(self) -> str:
@@ -235,6 +250,7 @@ class StackPlan:
             "HEARTEYE_STACK_MLFLOW_DATABASE_URL": self.database_url("mlflow"),
             "HEARTEYE_STACK_AUTH_DATABASE_URL": self.database_url("auth"),
             "HEARTEYE_JWT_SECRET": self.jwt_secret,
+            "HEARTEYE_WEBHOOK_SECRET": self.webhook_secret,
             "HEARTEYE_STACK_S3_ENDPOINT": self.s3_endpoint,
             "HEARTEYE_STACK_S3_BUCKET": self.bucket,
             "HEARTEYE_STACK_S3_ACCESS_KEY": self.s3_admin_key,
@@ -333,6 +349,8 @@ def make_plan(settings: StackSettings) -> StackPlan:
         serving_ports=serving_ports,
         app_role=f"{name}_app",
         app_password=token(),
+        webhook_secret=token(32),
+        webhook_encryption_key=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     )
 
 

@@ -260,6 +260,12 @@ def start_mlflow(plan: StackPlan, timeout_s: float) -> None:
         "AWS_ACCESS_KEY_ID": plan.s3_mlflow_key,
         "AWS_SECRET_ACCESS_KEY": plan.s3_mlflow_secret,
         "AWS_DEFAULT_REGION": "us-east-1",
+        # Registry webhooks to serving (ml webhook register, at the end of up): a stable key for
+        # the stored secrets, and delivery over plain HTTP to 127.0.0.1, which MLflow refuses
+        # by default (https only, public addresses only).
+        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": plan.webhook_encryption_key,
+        "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+        "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
     }
     record = start("mlflow", command, plan.state / "logs" / "mlflow.log", env, plan.state)
     plan.processes.append(record)
@@ -324,6 +330,10 @@ def serving_env(plan: StackPlan, instance: int) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": plan.s3_mlflow_key,
         "AWS_SECRET_ACCESS_KEY": plan.s3_mlflow_secret,
         "AWS_DEFAULT_REGION": "us-east-1",
+        # Woken by the registry webhook; both instances share the wake note, so a delivery that
+        # nginx hands to either one wakes every worker of both.
+        "HEARTEYE_WEBHOOK_SECRET": plan.webhook_secret,
+        "HEARTEYE_WEBHOOK_WAKE_DIR": str(plan.wake_dir),
     }
 
 
@@ -339,3 +349,26 @@ def start_serving(plan: StackPlan, timeout_s: float) -> None:
     for record, port in records:
         url = f"http://127.0.0.1:{port}/live"
         wait_until(record.name, lambda url=url: http_status(url) == 200, record, timeout_s)
+
+
+def register_webhook(plan: StackPlan, timeout_s: float) -> None:
+    """`ml webhook register` serving's URL (through nginx) as the MLflow admin, as compose's
+    webhook-init does; its test delivery proves MLflow reaches serving and the secrets agree."""
+    log = plan.state / "logs" / "webhook-register.log"
+    env = base_env(plan) | {
+        "MLFLOW_TRACKING_URI": plan.mlflow_direct_uri,
+        "MLFLOW_TRACKING_USERNAME": plan.admin_username,
+        "MLFLOW_TRACKING_PASSWORD": plan.admin_password,
+        "HEARTEYE_HOME": str(plan.state / "cli-home"),
+        "HEARTEYE_WEBHOOK_SECRET": plan.webhook_secret,
+    }
+    command = [tool("ml"), "webhook", "register", plan.webhook_url, "--json"]
+    with log.open("ab") as out:
+        try:
+            done = subprocess.run(
+                command, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=timeout_s
+            )
+        except subprocess.TimeoutExpired:
+            raise StackError(f"ml webhook register took over {timeout_s:.0f} s", log) from None
+    if done.returncode != 0:
+        raise StackError(f"ml webhook register failed (exit {done.returncode})", log)

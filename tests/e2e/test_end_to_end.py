@@ -57,9 +57,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.data]
 XGB, BILSTM = "ecg-xgboost", "ecg-bilstm"
 REASON = "e2e: quick model"
 PASSWORD = "e2e-password-0123"
-#: The stack's serving instances poll the alias every 2 s (HEARTEYE_POLL_INTERVAL_S); loading a
-#: version takes about a second more. Generous for a shared, loaded machine; the summary has the
-#: measured times.
+#: The stack's registry webhook wakes every serving worker when the alias moves (30 s fallback
+#: poll); loading a version takes about a second more. Generous for a shared, loaded machine; the
+#: summary has the measured times.
 SWAP_DEADLINE_S = 30.0
 #: Requests per round while watching a swap, and the pause between rounds: about 20 requests/s,
 #: under nginx's /api/ limit (50/s per client).

@@ -131,3 +131,20 @@ def test_minio_is_pinned_to_the_last_community_release(compose_model: dict[str, 
         image = service.get("image", "")
         assert ":" in image, (name, image)
         assert not image.endswith((":latest", ":edge")), (name, image)
+
+
+def test_registry_webhook_wakes_every_replica(compose_model: dict[str, Any]) -> None:
+    services = compose_model["services"]
+    init = services["webhook-init"]
+    assert init["command"] == [
+        "ml", "webhook", "register", "http://serving:8000/api/v1/hooks/mlflow-registry",
+    ]  # fmt: skip
+    assert init["environment"]["HEARTEYE_ENV"] == "production"
+    assert set(init["depends_on"]) == {"config-check", "mlflow-init", "serving"}
+    serving = services["serving"]
+    wake = serving["environment"]["HEARTEYE_WEBHOOK_WAKE_DIR"]
+    assert [v["target"] for v in serving["volumes"]] == [wake]  # one volume, every replica
+    assert serving["environment"]["HEARTEYE_WEBHOOK_SECRET"]
+    mlflow = services["mlflow"]["environment"]
+    assert mlflow["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"]
+    assert mlflow["MLFLOW_WEBHOOK_ALLOWED_SCHEMES"] == "http,https"

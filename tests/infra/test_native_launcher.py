@@ -59,6 +59,20 @@ def test_serving_is_optional_and_its_command_is_fixed(state_dir: Path) -> None:
     assert Path(command[0]).name == "gunicorn"
 
 
+def test_serving_instances_share_one_wake_dir_and_the_webhook_secret(state_dir: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    plan = make_plan(StackSettings(state_dir=state_dir, serving="on"))
+    first, second = (stack_services.serving_env(plan, i) for i in (1, 2))
+    assert first["HEARTEYE_HOME"] != second["HEARTEYE_HOME"]
+    assert first["HEARTEYE_WEBHOOK_WAKE_DIR"] == second["HEARTEYE_WEBHOOK_WAKE_DIR"]
+    assert first["HEARTEYE_WEBHOOK_SECRET"] == plan.webhook_secret
+    assert len(plan.webhook_secret) >= 32
+    Fernet(plan.webhook_encryption_key)  # what mlflow server needs, or it will not start
+    assert plan.webhook_url == f"{plan.url}/api/v1/hooks/mlflow-registry"
+    assert plan.environment()["HEARTEYE_WEBHOOK_SECRET"] == plan.webhook_secret
+
+
 def test_settings_come_from_the_environment_and_flags_win(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

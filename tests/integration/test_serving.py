@@ -9,6 +9,7 @@ printed (``-s``), not asserted beyond a generous deadline.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -344,6 +346,76 @@ def test_promote_and_rollback_swap_in_every_worker(
     print(
         f"\nswap seen in all 4 workers: promote {promoted_s:.2f} s, rollback {rolled_back_s:.2f} s"
     )
+
+
+def _counter(url: str, name: str, label: str) -> float:
+    """One labelled counter of an instance's /metrics (0 when absent)."""
+    prefix = f"{name}{{{label}}} "
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix) :])
+    return 0.0
+
+
+def _log_times(stack: NativeStack, marker: str, since: float) -> list[float]:
+    """Times (epoch s) of the serving instances' log lines containing ``marker`` after ``since``."""
+    times = []
+    for log in sorted((stack.state_dir / "logs").glob("serving-*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if marker in line and line.startswith("{"):
+                at = datetime.fromisoformat(json.loads(line)["time"]).timestamp()
+                if at >= since:
+                    times.append(at)
+    return times
+
+
+def test_a_promotion_reaches_every_worker_through_the_webhook(served: Served) -> None:
+    """The stack registers serving's webhook at start and polls only every 30 s as a fallback.
+    nginx hands MLflow's delivery to one instance; the shared wake note wakes all four workers,
+    which serve the new version well under a second after the delivery arrived (the time before
+    it is `promote`'s own registry writes: the ledger and the history)."""
+    from hearteye.registry import plan_promotion, plan_rollback, promote, rollback
+
+    v_a, v_b = served.versions[XGB]
+    served.wait_all_workers(XGB, v_a)
+    registry = served.registry()
+    workers = WORKERS_PER_INSTANCE * len(served.instances)
+    woken = [
+        _counter(u, "hearteye_registry_polls_total", 'trigger="webhook"') for u in served.instances
+    ]
+
+    def measure(move: Callable[[], object], version: str) -> tuple[float, float]:
+        began = time.time()
+        move()
+        served.wait_all_workers(XGB, version)
+        deadline = time.monotonic() + 10  # the log lines follow the gauges closely
+        while (
+            len(swaps := _log_times(served.stack, f"serving {XGB} v{version} (run", began))
+            < workers
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        deliveries = _log_times(served.stack, f"{XGB}@production -> {version}, waking", began)
+        assert len(swaps) == workers, swaps
+        assert len(deliveries) == 1, deliveries  # one delivery reached one instance
+        return max(swaps) - began, max(swaps) - deliveries[0]
+
+    plan = plan_promotion(registry, XGB, v_b)
+    promoted = measure(
+        lambda: promote(registry, XGB, v_b, plan=plan, force=True, reason="webhook test"), v_b
+    )
+    back = plan_rollback(registry, XGB)
+    rolled_back = measure(lambda: rollback(registry, XGB, plan=back, reason="webhook test"), v_a)
+    print(
+        f"\nwebhook -> all {workers} workers: promote {promoted[1]:.2f} s ({promoted[0]:.2f} s "
+        f"from the call), rollback {rolled_back[1]:.2f} s ({rolled_back[0]:.2f} s from the "
+        f"call); load average {os.getloadavg()[0]:.1f}"
+    )
+    for url, before in zip(served.instances, woken, strict=True):
+        after = _counter(url, "hearteye_registry_polls_total", 'trigger="webhook"')
+        assert after >= before + 2 * WORKERS_PER_INSTANCE, (url, before, after)
+    assert promoted[1] < 1.0, promoted
+    assert rolled_back[1] < 1.0, rolled_back
 
 
 def test_a_corrupt_version_is_not_swapped_in(

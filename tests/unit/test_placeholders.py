@@ -77,6 +77,7 @@ def _deployment(**values: str) -> DeploymentSettings:
             "platform_db_app_password",
             "MLFLOW_AUTH_ADMIN_PASSWORD",
             "MLFLOW_FLASK_SERVER_SECRET_KEY",
+            "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY",
             "mlflow_reader_password",
             "mlflow_serving_password",
         )
