@@ -71,6 +71,10 @@ demo-stop: install ## Stop the API that `make demo` left running
 bench: install ## Benchmarks: the API vs `mlflow models serve` (docs/benchmarks.md, ~10 min)
 	$(PY) benchmarks/bench_serving.py
 
+.PHONY: bench-recordings
+bench-recordings: install ## Benchmark: analysing a 30-min and a 24-h recording (docs/recordings.md)
+	$(PY) benchmarks/bench_recordings.py
+
 .PHONY: bench-promotion
 bench-promotion: install ## Benchmark: promote -> every worker (webhooks), registry load at rest (~3 min)
 	$(PY) benchmarks/bench_promotion.py

@@ -10,6 +10,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +25,10 @@ from serving.metrics import ServingMetrics
 from serving.settings import ServingSettings
 from serving.store import ModelStore
 from serving.webhooks import DeliveryLedger, WakeNotes
+
+if TYPE_CHECKING:
+    from serving.analysis_worker import AnalysisWorkers
+    from serving.recording_service import RecordingService
 
 #: Verified tokens remembered per worker (the signature check is skipped for these).
 VERIFIED_TOKENS_KEPT = 4096
@@ -50,6 +55,8 @@ class Runtime:
     active_users: ActiveUserCache | None = None
     audit: AuditWriter | None = None
     database_error: str | None = None
+    recordings: RecordingService | None = None
+    analysis_workers: AnalysisWorkers | None = None
     database_checked_at: float = 0.0
     _recent_users: dict[str, tuple[float, UserInfo]] = field(default_factory=dict)
     _verified: OrderedDict[str, TokenClaims] = field(default_factory=OrderedDict)
@@ -99,3 +106,8 @@ class Runtime:
         if self.store is None:
             raise RuntimeError("the model store is not started (lifespan not run)")
         return self.store
+
+    def require_recordings(self) -> RecordingService:
+        if self.recordings is None:
+            raise RuntimeError("the recordings service is not started (lifespan not run)")
+        return self.recordings

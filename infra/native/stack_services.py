@@ -343,6 +343,13 @@ def serving_env(plan: StackPlan, instance: int) -> dict[str, str]:
         "HEARTEYE_DATABASE_OWNER_URL": plan.database_url("platform"),
         "HEARTEYE_DATABASE_URL": plan.platform_app_url,
         "HEARTEYE_JWT_SECRET": plan.jwt_secret,
+        # Uploaded recordings in the S3 bucket, shared by every instance (keys recordings/,
+        # analyses/ beside mlflow's artifacts/), with mlflow's identity on that bucket.
+        "HEARTEYE_RECORDINGS_S3_BUCKET": plan.bucket,
+        "HEARTEYE_RECORDINGS_S3_ENDPOINT": plan.s3_endpoint,
+        "AWS_ACCESS_KEY_ID": plan.s3_mlflow_key,
+        "AWS_SECRET_ACCESS_KEY": plan.s3_mlflow_secret,
+        "AWS_DEFAULT_REGION": "us-east-1",
         # Woken by the registry webhook; both instances share the wake note, so a delivery that
         # nginx hands to either one wakes every worker of both.
         "HEARTEYE_WEBHOOK_SECRET": plan.webhook_secret,
