@@ -28,6 +28,7 @@ from hearteye_platform.db import (
     upgrade_database,
 )
 from hearteye_platform.identity import ActiveUserCache, UserStore
+from hearteye_platform.sessions import RevokedTokens
 from serving.batcher import MicroBatcher
 from serving.context import ClientResolver
 from serving.errors import install_error_handlers
@@ -35,7 +36,7 @@ from serving.fastpath import PredictFastPath, fast_routes
 from serving.logs import configure_logging
 from serving.metrics import ServingMetrics
 from serving.middleware import RequestMiddleware
-from serving.routes import audit, auth, health, models, predict
+from serving.routes import audit, auth, health, models, predict, session
 from serving.runtime import Runtime
 from serving.settings import ServingSettings
 from serving.signal_json import warm_up as warm_up_signal_parser
@@ -46,7 +47,9 @@ logger = logging.getLogger("serving.app")
 DESCRIPTION = """\
 Beat-by-beat AAMI classification (N, S, V, F, Q) of single-lead ECG strips by the **production**
 version of each registered HeartEye model. Get a token from `POST /api/v1/auth/token` (OAuth2
-password flow), then send it as `Authorization: Bearer <token>`.
+password flow), then send it as `Authorization: Bearer <token>`. The clinicians' page at `/` signs in
+with `POST /api/v1/auth/session` instead: an HttpOnly session cookie, and an `X-CSRF-Token`
+header on every unsafe request.
 """
 
 
@@ -81,7 +84,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (auth, predict, models, audit, health):
+    for module in (auth, session, predict, models, audit, health):
         app.include_router(module.router)
     if settings.fast_path:  # innermost of ours: inside CORS and the request middleware
         app.add_middleware(
@@ -164,6 +167,7 @@ def _start_database(runtime: Runtime) -> None:
     runtime.engine = engine
     runtime.sessions = create_session_factory(engine)
     runtime.users = UserStore(runtime.sessions)
+    runtime.revoked = RevokedTokens(runtime.sessions)
     runtime.active_users = ActiveUserCache(
         runtime.users, ttl_s=settings.user_cache_ttl_s, stale_ttl_s=settings.user_cache_stale_s
     )

@@ -39,6 +39,7 @@ NAMING_CONVENTION = {
 ROLES = ("clinician", "admin")
 USERS_TABLE = "users"
 AUDIT_TABLE = "prediction_audit"
+REVOKED_TOKENS_TABLE = "revoked_tokens"
 
 
 def utcnow() -> datetime:
@@ -114,3 +115,15 @@ class AuditEntry(Base):
     label_counts: Mapped[dict[str, int] | None] = mapped_column(JSONType)
     latency_ms: Mapped[float] = mapped_column(Float)
     status_code: Mapped[int] = mapped_column(Integer)
+
+
+class RevokedToken(Base):
+    """A signed-out session token, refused until it expires (then the row may be pruned)."""
+
+    __tablename__ = REVOKED_TOKENS_TABLE
+    __table_args__ = (Index("ix_revoked_tokens_expires_at", "expires_at"),)
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
