@@ -27,7 +27,13 @@ from sqlalchemy.exc import DBAPIError, ProgrammingError
 from hearteye_platform.db.config import is_sqlite, normalise_database_url, redact, sqlite_path
 from hearteye_platform.db.engine import create_db_engine, is_unavailable, unavailable_error
 from hearteye_platform.db.errors import MigrationError, SchemaOutOfDateError
-from hearteye_platform.db.models import AUDIT_TABLE, REVOKED_TOKENS_TABLE, USERS_TABLE
+from hearteye_platform.db.models import (
+    ANALYSES_TABLE,
+    AUDIT_TABLE,
+    RECORDINGS_TABLE,
+    REVOKED_TOKENS_TABLE,
+    USERS_TABLE,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +47,8 @@ INSUFFICIENT_PRIVILEGE = "42501"
 APP_PRIVILEGES: dict[str, tuple[str, ...]] = {
     AUDIT_TABLE: ("SELECT", "INSERT"),
     USERS_TABLE: ("SELECT", "INSERT", "UPDATE"),
+    RECORDINGS_TABLE: ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    ANALYSES_TABLE: ("SELECT", "INSERT", "UPDATE", "DELETE"),
     # Sign-out inserts; expired revocations are pruned.
     REVOKED_TOKENS_TABLE: ("SELECT", "INSERT", "DELETE"),
     "alembic_version": ("SELECT",),

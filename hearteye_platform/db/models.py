@@ -17,11 +17,13 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Float,
+    ForeignKey,
     Identity,
     Index,
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -39,6 +41,9 @@ NAMING_CONVENTION = {
 ROLES = ("clinician", "admin")
 USERS_TABLE = "users"
 AUDIT_TABLE = "prediction_audit"
+RECORDINGS_TABLE = "recordings"
+ANALYSES_TABLE = "analyses"
+ANALYSIS_STATUSES = ("queued", "running", "done", "failed")
 REVOKED_TOKENS_TABLE = "revoked_tokens"
 
 
@@ -115,6 +120,67 @@ class AuditEntry(Base):
     label_counts: Mapped[dict[str, int] | None] = mapped_column(JSONType)
     latency_ms: Mapped[float] = mapped_column(Float)
     status_code: Mapped[int] = mapped_column(Integer)
+
+
+class RecordingRow(Base):
+    """An uploaded ECG recording: its raw files live in the blob store, keyed by sha256."""
+
+    __tablename__ = RECORDINGS_TABLE
+    __table_args__ = (
+        Index("ix_recordings_owner_created_at", "owner", "created_at"),
+        Index("ix_recordings_sha256", "sha256"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str] = mapped_column(String(16))
+    fs: Mapped[float] = mapped_column(Float)
+    n_samples: Mapped[int] = mapped_column(BigIntKey)
+    leads: Mapped[list[str]] = mapped_column(JSONType)
+    default_lead: Mapped[str] = mapped_column(String(64))
+    n_reference_beats: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigIntKey)
+    #: [{"name", "sha256", "size_bytes"}] in upload order
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AnalysisRow(Base):
+    """One analysis of a recording by a served model; also a row of the work queue."""
+
+    __tablename__ = ANALYSES_TABLE
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
+        Index("ix_analyses_recording_id", "recording_id"),
+        Index("ix_analyses_status_created_at", "status", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    recording_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("recordings.id", ondelete="CASCADE")
+    )
+    owner: Mapped[str] = mapped_column(String(64))
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str | None] = mapped_column(String(32))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    lead: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    n_beats: Mapped[int | None] = mapped_column(Integer)
+    counts: Mapped[dict[str, int] | None] = mapped_column(JSONType)
+    mean_heart_rate_bpm: Mapped[float | None] = mapped_column(Float)
+    reference: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    beats_key: Mapped[str | None] = mapped_column(String(128))
+    audit_request_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RevokedToken(Base):
