@@ -19,7 +19,7 @@ if wants nginx; then
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 fi
 if wants chromium; then
-  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
