@@ -31,6 +31,7 @@ from hearteye_platform.identity import ActiveUserCache, UserStore
 from hearteye_platform.sessions import RevokedTokens
 from serving.batcher import MicroBatcher
 from serving.context import ClientResolver
+from serving.docs_ui import install_docs
 from serving.errors import install_error_handlers
 from serving.fastpath import PredictFastPath, fast_routes
 from serving.logs import configure_logging
@@ -43,6 +44,8 @@ from serving.signal_json import warm_up as warm_up_signal_parser
 from serving.store import ModelStore
 
 logger = logging.getLogger("serving.app")
+
+OPENAPI_URL = "/api/openapi.json"
 
 DESCRIPTION = """\
 Beat-by-beat AAMI classification (N, S, V, F, Q) of single-lead ECG strips by the **production**
@@ -76,14 +79,15 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         title="HeartEye API",
         version=hearteye.__version__,
         description=DESCRIPTION,
-        docs_url="/api/docs",
-        redoc_url="/api/redoc",
-        openapi_url="/api/openapi.json",
+        docs_url=None,  # serving/docs_ui.py: the same pages without a CDN
+        redoc_url=None,
+        openapi_url=OPENAPI_URL,
         lifespan=_lifespan,
         telemetry=NO_TELEMETRY,
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    install_docs(app, title=app.title, openapi_url=OPENAPI_URL)
     for module in (auth, session, predict, models, audit, health):
         app.include_router(module.router)
     if settings.fast_path:  # innermost of ours: inside CORS and the request middleware

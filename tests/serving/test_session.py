@@ -164,3 +164,18 @@ def test_bearer_tokens_work_as_before_and_need_no_csrf(app_api: Api) -> None:
     assert me.json()["csrf_token"] is None
     # Signing out is for sessions; a bearer access token just expires.
     assert app_api.client.delete(SESSION, headers=headers).status_code == 422
+
+
+def test_api_docs_load_nothing_from_a_cdn(app_api: Api) -> None:
+    for path in ("/api/docs", "/api/redoc"):
+        page = app_api.client.get(path)
+        assert page.status_code == 200
+        assert "http" not in page.text  # every asset from this origin
+        assert "<script>" not in page.text  # no inline script: CSP script-src 'self' holds
+    assert (
+        app_api.client.get("/api/docs/init.js")
+        .headers["content-type"]
+        .startswith("text/javascript")
+    )
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):
+        assert app_api.client.get(f"/api/docs/assets/{asset}").status_code == 200
