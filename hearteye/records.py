@@ -95,15 +95,7 @@ def load_record(
         ann = wfdb.rdann(base, annotator)
     except Exception as exc:
         raise RecordError(name, f"corrupt annotation file {atr.name} ({exc})") from exc
-    samples = np.asarray(ann.sample, dtype=np.int64)
-    symbols = ann.symbol
-    keep = np.fromiter((s in AAMI_MAP for s in symbols), dtype=bool, count=len(symbols))
-    beat_samples = samples[keep]
-    beat_labels = np.fromiter(
-        (_LABEL_INDEX[AAMI_MAP[s]] for s, k in zip(symbols, keep, strict=True) if k),
-        dtype=np.int8,
-        count=int(keep.sum()),
-    )
+    beat_samples, beat_labels, _ = aami_beats(ann.sample, ann.symbol)
     if len(beat_samples) and (beat_samples.min() < 0 or beat_samples.max() >= len(signal)):
         raise RecordError(name, "annotations point outside the signal")
     return Record(
@@ -114,6 +106,18 @@ def load_record(
         beat_samples=beat_samples,
         beat_labels=beat_labels,
     )
+
+
+def aami_beats(
+    samples: npt.ArrayLike, symbols: list[str]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8], tuple[str, ...]]:
+    """The beat annotations among ``samples``/``symbols`` (MIT-BIH symbols): their positions,
+    AAMI class indices and symbols; rhythm, noise and comment annotations are dropped."""
+    positions = np.asarray(samples, dtype=np.int64)
+    keep = np.fromiter((s in AAMI_MAP for s in symbols), dtype=bool, count=len(symbols))
+    kept = tuple(s for s, k in zip(symbols, keep, strict=True) if k)
+    labels = np.fromiter((_LABEL_INDEX[AAMI_MAP[s]] for s in kept), dtype=np.int8, count=len(kept))
+    return positions[keep], labels, kept
 
 
 def _pick_channel(name: str, sig_names: list[str], lead: str | None) -> int:
