@@ -400,7 +400,9 @@ async function showCompare(id) {
 
 function renderCounts(analysis) {
   const table = $("counts");
-  table.replaceChildren(table.caption || cell("caption", "Beats by class"));
+  table.replaceChildren(table.caption);
+  renderAgreement(analysis);
+  renderCompare();
   if (!analysis || !analysis.counts) return;
   const head = document.createElement("tr");
   const body = document.createElement("tr");
@@ -422,13 +424,11 @@ function renderCounts(analysis) {
     hr.lastChild.colSpan = CLASSES.length + 1;
     table.append(hr);
   }
-  renderAgreement(analysis);
-  renderCompare();
 }
 
 function renderAgreement(analysis) {
   const table = $("agreement");
-  const ref = analysis.reference;
+  const ref = analysis ? analysis.reference : null;
   table.hidden = !ref;
   table.replaceChildren(table.caption);
   if (!ref) return;
