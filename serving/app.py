@@ -28,7 +28,9 @@ from hearteye_platform.db import (
     upgrade_database,
 )
 from hearteye_platform.identity import ActiveUserCache, UserStore
+from hearteye_platform.recordings import RecordingStore
 from hearteye_platform.sessions import RevokedTokens
+from serving.analysis_worker import AnalysisWorkers
 from serving.batcher import MicroBatcher
 from serving.context import ClientResolver
 from serving.docs_ui import install_docs
@@ -37,7 +39,8 @@ from serving.fastpath import PredictFastPath, fast_routes
 from serving.logs import configure_logging
 from serving.metrics import ServingMetrics
 from serving.middleware import RequestMiddleware
-from serving.routes import audit, auth, health, models, predict, session
+from serving.recording_service import RecordingService, make_blob_store
+from serving.routes import analyses, audit, auth, health, models, predict, recordings, session
 from serving.runtime import Runtime
 from serving.settings import ServingSettings
 from serving.signal_json import warm_up as warm_up_signal_parser
@@ -88,7 +91,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.state.runtime = runtime
     install_error_handlers(app)
     install_docs(app, title=app.title, openapi_url=OPENAPI_URL)
-    for module in (auth, session, predict, models, audit, health):
+    for module in (auth, session, predict, models, audit, recordings, analyses, health):
         app.include_router(module.router)
     if settings.fast_path:  # innermost of ours: inside CORS and the request middleware
         app.add_middleware(
@@ -100,7 +103,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_allowed_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
@@ -145,6 +148,8 @@ def start_runtime(runtime: Runtime) -> None:
                 on_batch=runtime.metrics.micro_batch.labels(name).observe,
             )
     store.start()
+    runtime.analysis_workers = AnalysisWorkers(runtime, runtime.require_recordings())
+    runtime.analysis_workers.start()
     logger.info(
         "serving %s (default %s, alias %s, poll every %.1f s) from %s",
         ", ".join(settings.models),
@@ -177,10 +182,16 @@ def _start_database(runtime: Runtime) -> None:
     )
     runtime.audit = AuditWriter(engine, settings.audit_spool_dir)
     runtime.audit.start()
+    runtime.recordings = RecordingService(
+        settings, RecordingStore(runtime.sessions), make_blob_store(settings)
+    )
 
 
 def stop_runtime(runtime: Runtime) -> None:
-    """Stop the poller, answer what the batchers hold, drain the audit queue, close the pool."""
+    """Stop the analyses and the poller, answer what the batchers hold, drain the audit queue,
+    close the pool."""
+    if runtime.analysis_workers is not None:
+        runtime.analysis_workers.stop()
     if runtime.store is not None:
         runtime.store.stop()
     for batcher in runtime.batchers.values():

@@ -12,9 +12,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from hearteye.ecgfiles import RecordingFileError
 from hearteye_platform.audit import AuditQueryError
 from hearteye_platform.db import DatabaseUnavailableError
+from hearteye_platform.recordings import AnalysisNotFoundError, RecordingNotFoundError
 from serving.inference import InputError
+from serving.recording_service import UploadTooLargeError
 from serving.store import ModelUnavailableError, UnknownModelError
 
 logger = logging.getLogger("serving.errors")
@@ -65,3 +68,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _audit_query(request: Request, exc: AuditQueryError) -> JSONResponse:
         detail = [{"type": "value_error", "loc": ["query"], "msg": str(exc)}]
         return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(RecordingFileError)
+    async def _recording_file(request: Request, exc: RecordingFileError) -> JSONResponse:
+        code = 413 if isinstance(exc, UploadTooLargeError) else 400
+        return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    @app.exception_handler(RecordingNotFoundError)
+    async def _no_recording(request: Request, exc: RecordingNotFoundError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(AnalysisNotFoundError)
+    async def _no_analysis(request: Request, exc: AnalysisNotFoundError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)

@@ -28,6 +28,13 @@ from serving.runtime import Runtime
 logger = logging.getLogger("serving.middleware")
 
 PREDICTION_ROUTES = frozenset({"/api/v1/predict", "/api/v1/predict/batch"})
+#: Routes (templates) whose POSTs are audited: predictions, uploads, analysis requests.
+AUDITED_ROUTES = PREDICTION_ROUTES | {
+    "/api/v1/recordings",
+    "/api/v1/recordings/{recording_id}/analyses",
+}
+#: The upload route, whose body limit is recordings_max_upload_bytes.
+UPLOAD_ROUTE = "/api/v1/recordings"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -87,7 +94,7 @@ class RequestMiddleware:
             try:
                 body_receive = await self._limit_body(scope, receive, headers)
             except _BodyTooLargeError as exc:
-                await self._refuse_too_large(send_with_id, exc.size)
+                await self._refuse_too_large(scope, send_with_id, exc.size)
             else:
                 await self.app(scope, body_receive, send_with_id)
         except Exception:
@@ -98,8 +105,14 @@ class RequestMiddleware:
 
     # -- body limit ----------------------------------------------------------------------------
 
+    def _body_limit(self, scope: Scope) -> tuple[int, str]:
+        settings = self.runtime.settings
+        if scope.get("path") == UPLOAD_ROUTE and scope.get("method") == "POST":
+            return settings.recordings_max_upload_bytes, "HEARTEYE_RECORDINGS_MAX_UPLOAD_BYTES"
+        return settings.max_body_bytes, "max_body_bytes"
+
     async def _limit_body(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> Receive:
-        limit = self.runtime.settings.max_body_bytes
+        limit, _ = self._body_limit(scope)
         length = headers.get("content-length")
         if length is not None:
             if length.isdigit() and int(length) > limit:
@@ -124,11 +137,11 @@ class RequestMiddleware:
         body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         return replay([body], receive)
 
-    async def _refuse_too_large(self, send: Send, size: int | None) -> None:
-        limit = self.runtime.settings.max_body_bytes
+    async def _refuse_too_large(self, scope: Scope, send: Send, size: int | None) -> None:
+        limit, setting = self._body_limit(scope)
         what = f"{size} bytes" if size is not None else "the request body"
         payload = json.dumps(
-            {"detail": f"{what} exceeds the limit of {limit} bytes (max_body_bytes)"}
+            {"detail": f"{what} exceeds the limit of {limit} bytes ({setting})"}
         ).encode()
         await send(
             {
@@ -163,7 +176,7 @@ class RequestMiddleware:
                 route = path if path in PREDICTION_ROUTES else "unmatched"
             ctx.route = route
             rt.metrics.observe_request(method, route, str(status), latency_s)
-            if route in PREDICTION_ROUTES and method == "POST":
+            if route in AUDITED_ROUTES and method == "POST":
                 if ctx.username is None:
                     ctx.username = self._token_subject(headers.get("authorization"))
                 if rt.audit is not None:

@@ -10,6 +10,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +24,10 @@ from serving.context import ClientResolver
 from serving.metrics import ServingMetrics
 from serving.settings import ServingSettings
 from serving.store import ModelStore
+
+if TYPE_CHECKING:
+    from serving.analysis_worker import AnalysisWorkers
+    from serving.recording_service import RecordingService
 
 #: Verified tokens remembered per worker (the signature check is skipped for these).
 VERIFIED_TOKENS_KEPT = 4096
@@ -46,6 +51,8 @@ class Runtime:
     revoked: RevokedTokens | None = None
     audit: AuditWriter | None = None
     database_error: str | None = None
+    recordings: RecordingService | None = None
+    analysis_workers: AnalysisWorkers | None = None
     database_checked_at: float = 0.0
     _recent_users: dict[str, tuple[float, UserInfo]] = field(default_factory=dict)
     _verified: OrderedDict[str, TokenClaims] = field(default_factory=OrderedDict)
@@ -95,3 +102,8 @@ class Runtime:
         if self.store is None:
             raise RuntimeError("the model store is not started (lifespan not run)")
         return self.store
+
+    def require_recordings(self) -> RecordingService:
+        if self.recordings is None:
+            raise RuntimeError("the recordings service is not started (lifespan not run)")
+        return self.recordings

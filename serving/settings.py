@@ -107,6 +107,49 @@ class ServingSettings(HearteyeSettings):
         default=32, ge=1, description="Most strips in one /api/v1/predict/batch request."
     )
 
+    # -- recordings (docs/recordings.md) -------------------------------------------------------
+    recordings_max_upload_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Largest upload to POST /api/v1/recordings (413 above it, before parsing); "
+        "nginx's client_max_body_size for that route is rendered from this variable.",
+    )
+    recordings_min_duration_s: float = Field(
+        default=10.0, gt=0.0, description="Shortest recording accepted (s)."
+    )
+    recordings_max_duration_s: float = Field(
+        default=24 * 3600.0, gt=0.0, description="Longest recording accepted (s): 24 h."
+    )
+    recordings_s3_bucket: str | None = Field(
+        default=None,
+        description="S3 bucket for uploaded files and analysis results (credentials: boto3's "
+        "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). Unset: files under <home>/recordings.",
+    )
+    recordings_s3_endpoint: str | None = Field(
+        default=None,
+        description="URL of the S3 server holding recordings_s3_bucket (MinIO, SeaweedFS); "
+        "unset: AWS.",
+    )
+    recordings_worker_threads: int = Field(
+        default=1,
+        ge=0,
+        le=16,
+        description="Analysis threads per serving worker; they share the queue (the analyses "
+        "table) with every other worker. 0: this worker analyses nothing.",
+    )
+    recordings_lease_s: float = Field(
+        default=120.0,
+        gt=1.0,
+        description="An analysis whose worker has not renewed its lease for this long (it "
+        "crashed) is taken over by another worker.",
+    )
+    recordings_poll_s: float = Field(
+        default=1.0,
+        gt=0.0,
+        description="How often an idle analysis thread looks for queued work (a new analysis "
+        "submitted to the same worker wakes it at once).",
+    )
+
     # -- identity ----------------------------------------------------------------------------
     jwt_secret: SecretStr | None = Field(
         default=None,
@@ -202,9 +245,21 @@ class ServingSettings(HearteyeSettings):
             raise ValueError(f"models lists a name twice: {self.models}")
         if self.min_fs_hz >= self.max_fs_hz:
             raise ValueError("min_fs_hz must be below max_fs_hz")
+        if self.recordings_min_duration_s >= self.recordings_max_duration_s:
+            raise ValueError("recordings_min_duration_s must be below recordings_max_duration_s")
         if self.min_strip_s >= self.max_strip_s:
             raise ValueError("min_strip_s must be below max_strip_s")
         return self
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Uploaded files and results when no S3 bucket is configured."""
+        return self.home / "recordings"
+
+    @property
+    def recordings_cache_dir(self) -> Path:
+        """This worker's decoded copies of recordings (rebuilt from the blob store when missing)."""
+        return self.home / "recordings-cache"
 
     @property
     def model_cache_path(self) -> Path:

@@ -37,7 +37,7 @@ def write_wfdb(
     signal, fs = mitdb_signal(mitdb, record, seconds)
     name = f"r{record}f{fmt}"
     scale = 1000.0 if units == "uV" else 1.0
-    gain = {"80": 100.0, "212": 200.0, "16": 1000.0}[fmt] / scale
+    gain = {"80": 40.0, "212": 200.0, "16": 1000.0}[fmt] / scale
     wfdb.wrsamp(
         name,
         fs=fs,

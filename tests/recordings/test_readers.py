@@ -38,7 +38,7 @@ def test_wfdb_formats_round_trip(mitdb_dir: Path, tmp_path: Path, fmt: str) -> N
     rec = read_recording(tmp_path, names, LIMITS)
     original, fs = mitdb_signal(mitdb_dir, "100", 30.0)
     assert (rec.fs, rec.leads, rec.reference) == (fs, ("MLII", "V1"), None)
-    tolerance = {"16": 1e-3, "212": 5e-3, "80": 1e-2}[fmt]
+    tolerance = {"16": 1e-3, "212": 5e-3, "80": 2e-2}[fmt]
     assert np.abs(rec.signals.T - original).max() < tolerance
 
 
