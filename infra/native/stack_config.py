@@ -36,7 +36,7 @@ class StackSettings:
     admin_username: str = "admin"
     admin_password: str | None = None
     flask_secret_key: str | None = None
-    timeout_s: float = 90.0
+    timeout_s: float = 90.0  # per service; HEARTEYE_STACK_TIMEOUT_S (a loaded machine needs more)
 
     @property
     def serving_enabled(self) -> bool:
@@ -284,6 +284,7 @@ def settings_from_env(**overrides: object) -> StackSettings:
         "admin_username": env.get("MLFLOW_AUTH_ADMIN_USERNAME") or "admin",
         "admin_password": env.get("MLFLOW_AUTH_ADMIN_PASSWORD") or None,
         "flask_secret_key": env.get("MLFLOW_FLASK_SERVER_SECRET_KEY") or None,
+        "timeout_s": float(env.get("HEARTEYE_STACK_TIMEOUT_S", "90")),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return StackSettings(**values)  # type: ignore[arg-type]

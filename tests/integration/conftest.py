@@ -9,7 +9,6 @@ stack for one test.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import tempfile
@@ -65,11 +64,9 @@ def _start_stack() -> NativeStack:
     # Under /tmp rather than pytest's 0700 tmp dirs: run as root, nginx's workers (`nobody`) must
     # traverse the path to their html/ and tmp/ directories.
     state = Path(tempfile.mkdtemp(prefix="hearteye-stack-"))
-    settings = hearteye_stack.StackSettings(
-        state_dir=state,
-        http_port=_free_port(),
-        serving=os.environ.get("HEARTEYE_STACK_SERVING", "auto"),
-    )
+    # The environment's stack settings (HEARTEYE_STACK_SERVING, HEARTEYE_STACK_TIMEOUT_S, ...)
+    # with this session's state dir and a free port.
+    settings = hearteye_stack.settings_from_env(state_dir=state, http_port=_free_port())
     began = time.monotonic()
     try:
         plan = hearteye_stack.up(settings, quiet=True)
