@@ -218,7 +218,7 @@ def test_the_application(app_stack: AppStack, browser: Any, upload_dir: Path) ->
     context.clear_cookies()  # as if the session had expired
     page.get_by_role("button", name="Upload and analyse").click()
     page.get_by_role("heading", name="Sign in").wait_for()
-    assert "files are kept" in page.locator("#signin-reason").inner_text()
+    assert "selected file(s) are kept" in page.locator("#signin-reason").inner_text()
     _sign_in(page, app_stack.clinician)
     page.locator("#rec-title", has_text=f"{RECORD}-edf").wait_for(timeout=60_000)
     _wait_for_analysis(page)
@@ -246,6 +246,6 @@ def test_api_docs_render_offline_under_the_csp(app_stack: AppStack, browser: Any
     page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
     page.goto(f"{app_stack.stack.url}/api/docs")
     page.locator(".swagger-ui .info .title", has_text="HeartEye API").wait_for(timeout=30_000)
-    page.locator("text=/api/v1/auth/session").first.wait_for()
+    page.get_by_text("/api/v1/auth/session", exact=True).first.wait_for()
     assert not problems, problems
     page.close()

@@ -19,7 +19,7 @@ import {
 } from "./paper.js";
 
 const ROW_H = 22;
-const PAPER_MM = 40; // 4 mV of paper height
+const PAPER_MM = 50; // 5 mV of paper height
 const MATCH_S = 0.15; // a reference beat and a label agree within 150 ms (EC57)
 const MAX_LISTED = 400;
 
