@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse, Response
+from starlette.staticfiles import StaticFiles
 
 DOCS_URL = "/api/docs"
 REDOC_URL = "/api/redoc"
