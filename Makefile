@@ -71,6 +71,10 @@ demo-stop: install ## Stop the API that `make demo` left running
 bench: install ## Benchmarks: the API vs `mlflow models serve` (docs/benchmarks.md, ~10 min)
 	$(PY) benchmarks/bench_serving.py
 
+.PHONY: bench-recordings
+bench-recordings: install ## Benchmark: analysing a 30-min and a 24-h recording (docs/recordings.md)
+	$(PY) benchmarks/bench_recordings.py
+
 # The native stack (infra/native/hearteye_stack.py): the compose topology on 127.0.0.1, no engine.
 # HEARTEYE_HTTP_PORT picks nginx's port (8080); state, logs and stack.env go to HEARTEYE_STACK_DIR.
 .PHONY: stack-up

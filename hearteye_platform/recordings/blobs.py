@@ -70,8 +70,14 @@ class S3BlobStore:
         self.endpoint_url = endpoint_url
         if client is None:
             import boto3
+            from botocore.config import Config
 
-            client = boto3.client("s3", endpoint_url=endpoint_url)
+            # Path-style: MinIO and SeaweedFS on a bare host name or address.
+            client = boto3.client(
+                "s3",
+                endpoint_url=endpoint_url,
+                config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+            )
         self.client = client
 
     def put_file(self, key: str, path: Path) -> None:

@@ -43,6 +43,13 @@ def render(variables: dict[str, str], text: str | None = None) -> str:
     return VARIABLE.sub(lambda m: variables[m.group(1) or m.group(2)], text)
 
 
+def recordings_max_upload_bytes() -> int:
+    """Serving's upload limit, as the serving instances will read it (environment or default)."""
+    from serving.settings import ServingSettings
+
+    return ServingSettings().recordings_max_upload_bytes
+
+
 def native_variables(plan: StackPlan) -> dict[str, str]:
     """The native values of the template's variables (compose.yaml holds the compose ones)."""
     nginx = plan.state / "nginx"
@@ -63,6 +70,7 @@ def native_variables(plan: StackPlan) -> dict[str, str]:
         "HEARTEYE_NGINX_TLS": "off",
         "HEARTEYE_NGINX_ACCESS_LOG": str(plan.state / "logs" / "nginx-access.json.log"),
         "HEARTEYE_NGINX_MAX_BODY_SIZE": "16m",
+        "HEARTEYE_NGINX_RECORDINGS_MAX_BODY_SIZE": str(recordings_max_upload_bytes()),
         "HEARTEYE_NGINX_API_RATE": "50r/s",
         "HEARTEYE_NGINX_TOKEN_RATE": "10r/m",
     }

@@ -312,8 +312,8 @@ def serving_env(plan: StackPlan, instance: int) -> dict[str, str]:
         "HEARTEYE_DATABASE_OWNER_URL": plan.database_url("platform"),
         "HEARTEYE_DATABASE_URL": plan.platform_app_url,
         "HEARTEYE_JWT_SECRET": plan.jwt_secret,
-        # Uploaded recordings and analysis beats in the stack's S3 server, shared by every
-        # instance (an upload answered by one is analysed by another's worker thread).
+        # Uploaded recordings in the S3 bucket, shared by every instance (keys recordings/,
+        # analyses/ beside mlflow's artifacts/), with mlflow's identity on that bucket.
         "HEARTEYE_RECORDINGS_S3_BUCKET": plan.bucket,
         "HEARTEYE_RECORDINGS_S3_ENDPOINT": plan.s3_endpoint,
         "AWS_ACCESS_KEY_ID": plan.s3_mlflow_key,

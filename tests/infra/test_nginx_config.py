@@ -135,3 +135,28 @@ def test_nginx_accepts_the_compose_rendering(
     )
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
+
+
+def test_recordings_upload_limit_is_serving_s_setting(
+    compose_model: dict[str, Any], native_plan: StackPlan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nginx's limit for /api/v1/recordings is HEARTEYE_RECORDINGS_MAX_UPLOAD_BYTES, the one
+    declaration (serving's settings; .env.example carries the same default for compose)."""
+    from serving.settings import ServingSettings
+
+    field = ServingSettings.model_fields["recordings_max_upload_bytes"]
+    env_example = (Path(__file__).parents[2] / ".env.example").read_text()
+    assert f"HEARTEYE_RECORDINGS_MAX_UPLOAD_BYTES={field.default}\n" in env_example
+    monkeypatch.delenv("HEARTEYE_RECORDINGS_MAX_UPLOAD_BYTES", raising=False)
+    native = stack_nginx.native_variables(native_plan)
+    assert native["HEARTEYE_NGINX_RECORDINGS_MAX_BODY_SIZE"] == str(field.default)
+    monkeypatch.setenv("HEARTEYE_RECORDINGS_MAX_UPLOAD_BYTES", "1048576")
+    native = stack_nginx.native_variables(native_plan)
+    assert native["HEARTEYE_NGINX_RECORDINGS_MAX_BODY_SIZE"] == "1048576"
+    nginx_env = compose_model["services"]["nginx"]["environment"]
+    serving_env = compose_model["services"]["serving"]["environment"]
+    assert (
+        str(nginx_env["HEARTEYE_NGINX_RECORDINGS_MAX_BODY_SIZE"])
+        == str(serving_env["HEARTEYE_RECORDINGS_MAX_UPLOAD_BYTES"])
+        == str(field.default)
+    )

@@ -438,3 +438,40 @@ def test_registry_down_at_start_serves_the_cached_version(
         assert f"{XGB}: serving cached v{v_a}" in health["services"]["models"]["detail"]
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_recording_through_nginx_shared_by_every_instance(
+    served: Served, mitdb_dir: Path
+) -> None:
+    """Upload record 208 through nginx, analyse it with the queue in PostgreSQL; every serving
+    instance reads it back from the stack's S3 bucket; another clinician cannot see it."""
+    names = ("208.hea", "208.dat", "208.atr")
+    files = [("files", (n, (mitdb_dir / n).read_bytes())) for n in names]
+    created = served.http.post("/api/v1/recordings", files=files, headers=served.headers())
+    assert created.status_code == 201, created.text
+    rec = created.json()
+    queued = served.http.post(
+        f"/api/v1/recordings/{rec['id']}/analyses", json={}, headers=served.headers()
+    )
+    assert queued.status_code == 202, queued.text
+    deadline = time.monotonic() + 120
+    while True:
+        analysis = served.http.get(
+            f"/api/v1/analyses/{queued.json()['id']}", headers=served.headers()
+        ).json()
+        if analysis["status"] in ("done", "failed"):
+            break
+        assert time.monotonic() < deadline, analysis
+        time.sleep(0.5)
+    assert analysis["status"] == "done", analysis
+    assert analysis["reference"]["counts"]["V"] == 992
+    for instance in served.instances:  # each decodes it from the bucket (or its own cache)
+        with httpx.Client(base_url=instance, timeout=60) as direct:
+            signal = direct.get(f"/api/v1/recordings/{rec['id']}/signal", headers=served.headers())
+            assert signal.status_code == 200, signal.text
+            beats = direct.get(f"/api/v1/analyses/{analysis['id']}/beats", headers=served.headers())
+            assert beats.json()["total"] == analysis["n_beats"]
+    listed = served.http.get("/api/v1/recordings", headers=served.headers(admin=True)).json()
+    assert rec["id"] in [r["id"] for r in listed["items"]]
+    deleted = served.http.delete(f"/api/v1/recordings/{rec['id']}", headers=served.headers())
+    assert deleted.status_code == 204
