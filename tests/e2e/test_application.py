@@ -202,6 +202,19 @@ def test_the_application(app_stack: AppStack, browser: Any, upload_dir: Path) ->
     assert rows[0].startswith("sample,time_s,label")
     assert len(rows) - 1 == analysis["n_beats"] > 2000
 
+    # -- re-analyse (lead V1) and compare the two analyses --------------------------------------
+    page.locator("#lead-select").select_option("V1")
+    page.get_by_role("button", name="Analyse again").click()
+    page.locator("#model-info", has_text="lead V1").wait_for(timeout=ANALYSIS_TIMEOUT_MS)
+    page.locator("#model-info", has_text=f"version {app_stack.version},").wait_for(
+        timeout=ANALYSIS_TIMEOUT_MS
+    )
+    page.locator("#compare-select").select_option(analysis_id)
+    compare = page.locator("#compare")
+    compare.wait_for(state="visible")
+    assert "difference" in compare.inner_text()
+    assert page.locator("#analysis-select option").count() == 2
+
     # -- another clinician cannot open it --------------------------------------------------------
     with nginx_client(stack) as http:
         other = {"Authorization": f"Bearer {_token(http, app_stack.other)}"}
