@@ -211,7 +211,7 @@ def test_the_application(app_stack: AppStack, browser: Any, upload_dir: Path) ->
     )
     page.locator("#compare-select").select_option(analysis_id)
     compare = page.locator("#compare")
-    compare.wait_for(state="visible")
+    compare.wait_for(state="visible", timeout=ANALYSIS_TIMEOUT_MS)
     assert "difference" in compare.inner_text()
     assert page.locator("#analysis-select option").count() == 2
 
