@@ -32,7 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_serving import Bench, _default_mitdb  # noqa: E402
+from benchmarks.harness import Bench, default_mitdb  # noqa: E402
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--home", type=Path, default=REPO / ".hearteye" / "bench")
-    parser.add_argument("--mitdb", type=Path, default=_default_mitdb())
+    parser.add_argument("--mitdb", type=Path, default=default_mitdb())
     parser.add_argument("--model", default="ecg-xgboost")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")

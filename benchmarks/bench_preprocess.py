@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import statistics
 import sys
 import time
@@ -30,6 +29,9 @@ from typing import TypeVar
 import numpy as np
 from scipy import signal as sps
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.harness import default_mitdb
 from hearteye.labels import DS1, DS2
 from hearteye.preprocess.beats import extract_beats
 from hearteye.preprocess.conditioning import condition
@@ -50,7 +52,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("parts", nargs="*", help=f"any of {', '.join(PARTS)} (default: all)")
-    parser.add_argument("--mitdb", type=Path, default=_default_mitdb())
+    parser.add_argument("--mitdb", type=Path, default=default_mitdb())
     parser.add_argument("--repeat", type=int, default=5, help="timing passes over the strips")
     parser.add_argument("--compare", action="store_true", help="also time wfdb XQRS and neurokit2")
     args = parser.parse_args()
@@ -240,13 +242,6 @@ def _fmt(times: list[float]) -> str:
 
 def _pct(tp: int, err: int) -> str:
     return f"{100 * tp / max(tp + err, 1):.2f} %"
-
-
-def _default_mitdb() -> Path:
-    env = os.environ.get("HEARTEYE_MITDB_DIR")
-    return (
-        Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mitdb"
-    )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_serving import CLIENT_CPU, Bench, _default_mitdb  # noqa: E402
+from benchmarks.harness import CLIENT_CPU, Bench, default_mitdb  # noqa: E402
 from benchmarks.loadgen import run_in_process  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--home", type=Path, default=REPO / ".hearteye" / "bench")
-    parser.add_argument("--mitdb", type=Path, default=_default_mitdb())
+    parser.add_argument("--mitdb", type=Path, default=default_mitdb())
     parser.add_argument("--model", default="ecg-xgboost")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--duration", type=float, default=15.0)

@@ -36,13 +36,12 @@ def promote(
     regression beyond the tolerance against the current production version (S/V sensitivity, +P,
     macro-F1), the inter-patient split protocol, and a smoke prediction from the loaded artifacts.
     """
-    from hearteye.registry import GateRefusedError, connect, ensure_can_change, plan_promotion
+    from hearteye.registry import GateRefusedError, connect, plan_promotion
     from hearteye.registry import promote as promote_version
 
     if force and not (reason or "").strip():
         raise click.UsageError("--force requires --reason TEXT (the override is recorded)")
     registry = connect(app.settings)
-    ensure_can_change(registry, model)
     app.status(f"Checking {model} version {version}: gate and smoke prediction…")
     plan = plan_promotion(registry, model, version)
     app.err.print(gate_table(plan.gate))
@@ -74,11 +73,10 @@ def rollback(
     app: AppContext, model: str, to_version: str | None, reason: str | None, yes: bool
 ) -> None:
     """Move MODEL's production back to the previous production version (or --to VERSION)."""
-    from hearteye.registry import GateRefusedError, connect, ensure_can_change, plan_rollback
+    from hearteye.registry import GateRefusedError, connect, plan_rollback
     from hearteye.registry import rollback as rollback_version
 
     registry = connect(app.settings)
-    ensure_can_change(registry, model)
     plan = plan_rollback(registry, model, to_version)
     app.err.print(gate_table(plan.gate))
     if not plan.gate.passed:

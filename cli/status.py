@@ -16,6 +16,7 @@ def status(app: AppContext, as_json: bool) -> None:
 
     Exits 1 when the tracking target does not answer.
     """
+    from hearteye.errors import first_line
     from hearteye.tracking import check_reachable, prepare_target
 
     target = prepare_target(app.settings)
@@ -28,7 +29,7 @@ def status(app: AppContext, as_json: bool) -> None:
         try:
             models = production_versions(connect(app.settings, probe=False))
         except Exception as exc:  # status reports every failure instead of raising
-            error = f"cannot list registered models: {str(exc).strip().splitlines()[0][:300]}"
+            error = f"cannot list registered models: {first_line(exc)}"
     payload: dict[str, object] = {
         "tracking_uri": target.uri,
         "reachable": reach.reachable,

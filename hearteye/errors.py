@@ -44,7 +44,8 @@ class SignalError(HeartEyeError):
 def first_line(exc: BaseException, limit: int = 300) -> str:
     """The first line of ``exc``'s message, at most ``limit`` characters, for one-line errors.
 
-    An exception without a message is named by its type, so the line is never empty.
+    An exception without a message is named by its type, so the line is never empty. A wrapper
+    that carries the driver's error (SQLAlchemy's ``DBAPIError.orig``) is described by that error.
     """
-    message = str(exc).strip()
+    message = str(getattr(exc, "orig", None) or exc).strip()
     return (message.splitlines()[0] if message else type(exc).__name__)[:limit]

@@ -46,8 +46,3 @@ ALL_RECORDS: Final[tuple[str, ...]] = (
 
 #: Name of the split protocol, recorded on every registered version and checked by the gate.
 SPLIT_PROTOCOL: Final[str] = "inter-patient-DS1-DS2"
-
-
-def class_index(label: str) -> int:
-    """Position of an AAMI class in :data:`AAMI_CLASSES`."""
-    return AAMI_CLASSES.index(label)

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hearteye.errors import HeartEyeError
+from hearteye.errors import HeartEyeError, first_line
 from hearteye_platform.db.engine import is_unavailable
 from hearteye_platform.db.errors import DatabaseUnavailableError
 from hearteye_platform.db.models import User, utcnow
@@ -165,8 +165,9 @@ class UserStore:
                 yield session
         except DBAPIError as exc:
             if is_unavailable(exc):
-                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-                raise DatabaseUnavailableError(f"platform database unavailable: {reason}") from exc
+                raise DatabaseUnavailableError(
+                    f"platform database unavailable: {first_line(exc)}"
+                ) from exc
             raise
 
     @staticmethod

@@ -39,6 +39,7 @@ from serving.fastpath import PredictFastPath, fast_routes
 from serving.logs import configure_logging
 from serving.metrics import ServingMetrics
 from serving.middleware import RequestMiddleware
+from serving.openapi import install_openapi
 from serving.recording_service import RecordingService, make_blob_store
 from serving.routes import analyses, audit, auth, health, models, predict, recordings, session
 from serving.runtime import Runtime
@@ -89,6 +90,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         telemetry=NO_TELEMETRY,
     )
     app.state.runtime = runtime
+    install_openapi(app, settings)
     install_error_handlers(app)
     install_docs(app, title=app.title, openapi_url=OPENAPI_URL)
     for module in (auth, session, predict, models, audit, recordings, analyses, health):

@@ -25,7 +25,7 @@ whole :class:`Principal` (user, claims, whether the cookie carried it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
@@ -36,6 +36,7 @@ from hearteye_platform.identity import Role, UnknownUserError, UserDisabledError
 from hearteye_platform.sessions import CSRF_HEADER, SAFE_METHODS, csrf_matches
 from serving.context import RequestContext, request_context
 from serving.runtime import Runtime
+from serving.schemas import ErrorOut
 from serving.settings import ServingSettings
 from serving.store import ModelStore
 
@@ -180,6 +181,16 @@ def _look_up(runtime: Runtime, username: str) -> UserInfo:
     runtime.remember_user(username, user)
     return user
 
+
+#: The refusals of every route behind ``BearerUser`` (declared once, on their routers).
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing, expired, malformed or wrongly signed token"},
+    403: {
+        "model": ErrorOut,
+        "description": "The user's role (or, with the session cookie, a "
+        "missing X-CSRF-Token) may not use this route",
+    },
+}
 
 _ANY_USER = BearerUser()
 

@@ -101,16 +101,18 @@ def check_strip(
         )
     r_peaks = None
     if strip.r_peaks is not None:
-        r_peaks = np.asarray(strip.r_peaks, dtype=np.int64)
-        if r_peaks.size and (r_peaks.min() < 0 or r_peaks.max() >= len(signal)):
+        # Range first, on Python's ints: a position beyond int64 must be a 422, not an overflow.
+        if strip.r_peaks and (min(strip.r_peaks) < 0 or max(strip.r_peaks) >= len(signal)):
             errors.append(
                 (
                     (*loc, "r_peaks"),
                     f"positions must lie within the signal (0 to {len(signal) - 1})",
                 )
             )
-        elif r_peaks.size and np.any(np.diff(r_peaks) <= 0):
-            errors.append(((*loc, "r_peaks"), "positions must be strictly increasing"))
+        else:
+            r_peaks = np.asarray(strip.r_peaks, dtype=np.int64)
+            if r_peaks.size and np.any(np.diff(r_peaks) <= 0):
+                errors.append(((*loc, "r_peaks"), "positions must be strictly increasing"))
     if errors:
         raise InputError(errors)
     return CheckedStrip(StripInput(signal=signal, fs=fs, r_peaks=r_peaks), signal)

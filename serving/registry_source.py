@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from hearteye.errors import HeartEyeError
+from hearteye.errors import HeartEyeError, first_line
 from hearteye.model.wrapper import ARTIFACT_KEY
 from hearteye.tracking import (
     TrackingTarget,
@@ -87,9 +87,9 @@ class RegistrySource:
                 raise RegistryUnavailableError(str(translated)) from exc
             if exc.error_code in _ABSENT:
                 return None
-            raise RegistryUnavailableError(f"reading {name}: {_first_line(exc)}") from exc
+            raise RegistryUnavailableError(f"reading {name}: {first_line(exc)}") from exc
         except Exception as exc:  # requests' connection errors and the like
-            raise RegistryUnavailableError(f"reading {name}: {_first_line(exc)}") from exc
+            raise RegistryUnavailableError(f"reading {name}: {first_line(exc)}") from exc
         version = dict(rm.aliases or {}).get(alias)
         return None if version is None else str(version)
 
@@ -102,12 +102,10 @@ class RegistrySource:
         except MlflowException as exc:
             translated = translate_mlflow_error(exc, self.target, f"read {name} v{version}")
             raise RegistryUnavailableError(
-                str(translated) if translated else f"reading {name} v{version}: {_first_line(exc)}"
+                str(translated) if translated else f"reading {name} v{version}: {first_line(exc)}"
             ) from exc
         except Exception as exc:
-            raise RegistryUnavailableError(
-                f"reading {name} v{version}: {_first_line(exc)}"
-            ) from exc
+            raise RegistryUnavailableError(f"reading {name} v{version}: {first_line(exc)}") from exc
         return ResolvedVersion(name=name, version=str(mv.version), run_id=mv.run_id or None)
 
     def download(self, name: str, version: str, destination: Path) -> Path:
@@ -132,10 +130,10 @@ class RegistrySource:
         except MlflowException as exc:
             translated = translate_mlflow_error(exc, self.target, f"download {name} v{version}")
             raise RegistryUnavailableError(
-                str(translated) if translated else f"download: {_first_line(exc)}"
+                str(translated) if translated else f"download: {first_line(exc)}"
             ) from exc
         except Exception as exc:
-            raise RegistryUnavailableError(f"download: {_first_line(exc)}") from exc
+            raise RegistryUnavailableError(f"download: {first_line(exc)}") from exc
         try:
             mlflow.artifacts.download_artifacts(
                 artifact_uri=f"{uri}/input_example.json",
@@ -156,8 +154,3 @@ def redact_uri(uri: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]

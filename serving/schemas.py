@@ -14,13 +14,18 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
+class ErrorOut(BaseModel):
+    """A refusal: what is wrong, in one line."""
+
+    detail: str = Field(description="What is wrong and, where it helps, what to do.")
+
+
 class Strip(_Body):
     """One single-lead ECG strip."""
 
-    signal: list[float] = Field(
-        description="Samples in mV, one lead; 2 s to 10 min long at `fs`.",
-        json_schema_extra={"example": [-0.145, -0.145, -0.12]},
-    )
+    # The limits (rate range, duration, batch size) are written into the served document from
+    # the settings (serving/openapi.py); the descriptions here are its defaults.
+    signal: list[float] = Field(description="Samples in mV, one lead; 2 s to 10 min long at `fs`.")
     fs: float = Field(description="Sampling rate in Hz (100-1000).", examples=[360])
     r_peaks: list[int] | None = Field(
         default=None,

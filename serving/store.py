@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 from hearteye.errors import HeartEyeError
 from serving.loading import LoadedModel, Stage, VersionLoadError, load_version
@@ -301,6 +300,3 @@ class ModelStore:
             if slot.last_error is not None:
                 reasons.append(f"{slot.name}: {slot.last_error.message}")
         return reasons
-
-    def cache_root(self) -> Path:
-        return self.cache.root

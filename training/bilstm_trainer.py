@@ -23,7 +23,6 @@ augmentation makes the repeated ectopic beats differ, and an epoch stays a fixed
 from __future__ import annotations
 
 import contextlib
-import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -34,7 +33,6 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from hearteye.anchors import DE_CHAZAL_2004
 from hearteye.dataset import BeatDataset
 from hearteye.evaluation.metrics import REPORTED_CLASSES, class_metrics, confusion
 from hearteye.labels import AAMI_CLASSES
@@ -48,13 +46,11 @@ from hearteye.model.bilstm_model import (
     input_channels,
 )
 from training.base import FitResult, TrainingContext
-from training.operating_point import GRID, choose_class_weights
+from training.operating_point import choose_class_weights, choose_operating_point
 
 #: Classes with fewer training beats than this keep their natural share when sampling
 #: (Q: 8 beats in DS1 would otherwise be repeated hundreds of times per epoch).
 MIN_BALANCED_BEATS = 50
-#: Record-level bootstrap resamples for the standard error of the out-of-fold macro-F1.
-BOOTSTRAP = 200
 IMBALANCE_STRATEGY = (
     "per-epoch resampling: class share ~ count**class_power (N undersampled, S/V/F oversampled), "
     "record share within a class ~ count**record_power; unweighted cross-entropy; "
@@ -71,21 +67,25 @@ FloatArray = npt.NDArray[np.float32]
 Labels = npt.NDArray[np.int64]
 
 
+#: The architecture's defaults live once, in BiLSTMConfig; the fields below start from them.
+_NET = BiLSTMConfig()
+
+
 @dataclass(frozen=True)
 class BiLSTMHyperParams:
-    """Everything that shapes a fit (logged as MLflow params)."""
+    """Everything that shapes a fit (logged as MLflow params, flat, under stable names)."""
 
-    # architecture (see BiLSTMConfig)
-    patch: int = 6
+    # architecture (see BiLSTMConfig, which holds each default and its meaning)
+    patch: int = _NET.patch
     # The window minus the patient's reference beat: on DS1's grouped cross-validation its pooled
     # out-of-fold macro-F1 was 0.616 / 0.615 (seeds 0 / 1) against 0.596 / 0.604 for the window
     # alone and 0.588 for both channels (scripts/compare_bilstm_inputs.py; docs/model-card-bilstm.md).
-    inputs: tuple[str, ...] = ("difference",)
-    hidden: int = 16
-    layers: int = 1
-    head_hidden: int = 64
-    dropout: float = 0.5
-    sequence_dropout: float = 0.5
+    inputs: tuple[str, ...] = _NET.inputs
+    hidden: int = _NET.hidden
+    layers: int = _NET.layers
+    head_hidden: int = _NET.head_hidden
+    dropout: float = _NET.dropout
+    sequence_dropout: float = _NET.sequence_dropout
     context_features: tuple[str, ...] = CONTEXT_FEATURES
     # optimiser: AdamW, cosine decay over max_epochs, gradient-norm clipping
     lr: float = 2e-3
@@ -277,55 +277,6 @@ class _Member:
             self.network.parameters(), lr=hp.lr, weight_decay=hp.weight_decay
         )
         self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimiser, hp.max_epochs)
-
-
-def choose_operating_point(
-    proba: FloatArray, labels: Labels, records: npt.NDArray[np.str_]
-) -> tuple[float, ...]:
-    """Class weights for the held-out probabilities of whole records.
-
-    The pooled macro-F1 of :func:`choose_class_weights` is nearly flat over a wide range of S/V
-    weights: with ~20 patients its record-bootstrap standard error (~0.04) dwarfs the differences,
-    and its argmax wanders across that range from seed to seed, taking the held-out S
-    sensitivity with it. So the candidates (the same grid) within one standard error of the best
-    macro-F1 are treated as equally good (the one-standard-error rule), and among them the one
-    whose worst margin over the de Chazal 2004 figures (S and V sensitivity and +P) is largest
-    wins: the platform's stated requirement, measured on unseen DS1 patients only.
-    """
-    best_weights, best = choose_class_weights(proba, labels)
-    names, record_index = np.unique(records, return_inverse=True)
-    k = len(AAMI_CLASSES)
-    anchor = DE_CHAZAL_2004
-
-    def per_record(weights: tuple[float, ...]) -> npt.NDArray[np.int64]:
-        pred = apply_prior_shift(proba, weights).argmax(axis=1)
-        flat = (record_index * k + labels) * k + pred
-        return np.bincount(flat, minlength=len(names) * k * k).reshape(len(names), k, k)
-
-    rng = np.random.default_rng(0)
-    best_cm = per_record(best_weights)
-    boot = [
-        class_metrics(best_cm[rng.integers(0, len(names), len(names))].sum(axis=0), "")["macro_f1"]
-        for _ in range(BOOTSTRAP)
-    ]
-    tolerance = float(np.std(boot))
-    s, v = AAMI_CLASSES.index("S"), AAMI_CLASSES.index("V")
-    chosen: tuple[tuple[float, float], tuple[float, ...]] = ((-np.inf, best), best_weights)
-    for ws, wv in itertools.product(GRID, GRID):
-        weights = [1.0] * k
-        weights[s], weights[v] = ws, wv
-        m = class_metrics(per_record(tuple(weights)).sum(axis=0), prefix="")
-        if m["macro_f1"] < best - tolerance:
-            continue
-        margin = min(
-            m["S_sensitivity"] - anchor.s_sensitivity,
-            m["S_ppv"] - anchor.s_ppv,
-            m["V_sensitivity"] - anchor.v_sensitivity,
-            m["V_ppv"] - anchor.v_ppv,
-        )
-        if (margin, m["macro_f1"]) > chosen[0]:
-            chosen = ((margin, m["macro_f1"]), tuple(weights))
-    return chosen[1]
 
 
 def _val_metrics(

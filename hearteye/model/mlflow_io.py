@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,6 +89,23 @@ def input_example(signal: np.ndarray, fs: float) -> dict[str, Any]:
     return {"signal": [round(float(v), 4) for v in signal], "fs": float(fs)}
 
 
+@contextmanager
+def _no_uv_project_files() -> Iterator[None]:
+    """Keep MLflow from copying the working directory's uv project (the platform's lock and
+    pyproject: every dependency of training, serving and the CLI) into the model; the model's
+    requirements are ``pip_requirements`` (its own, at the installed versions)."""
+    name = "MLFLOW_UV_AUTO_DETECT"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
 def log_beat_model(
     classifier: BeatClassifier,
     config: PreprocessConfig,
@@ -94,7 +114,10 @@ def log_beat_model(
     """Log ``classifier`` + preprocessing into the active run as a pyfunc model (not registered)."""
     import mlflow
 
-    with tempfile.TemporaryDirectory(prefix="hearteye-model-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="hearteye-model-") as tmp,
+        _no_uv_project_files(),
+    ):
         model_dir = Path(tmp) / "beat_model"
         save_model_dir(classifier, config, model_dir)
         return mlflow.pyfunc.log_model(

@@ -40,7 +40,7 @@ from hearteye.registry.gate import (
     metric_checks,
     protocol_check,
 )
-from hearteye.registry.history import AUDIT_EXPERIMENT, PromotionEvent, get_history, latest_event
+from hearteye.registry.history import AUDIT_EXPERIMENT, PromotionEvent, get_history
 from hearteye.registry.lifecycle import (
     Plan,
     ensure_can_change,
@@ -80,7 +80,6 @@ __all__ = [
     "get_production",
     "get_production_version",
     "get_version",
-    "latest_event",
     "list_models",
     "metric_checks",
     "plan_promotion",

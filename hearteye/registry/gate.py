@@ -74,18 +74,6 @@ class Check:
             "overridable": self.overridable,
         }
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Check:
-        return cls(
-            name=str(data["name"]),
-            passed=bool(data["passed"]),
-            value=data.get("value"),
-            reference=data.get("reference"),
-            rule=str(data.get("rule", "")),
-            detail=str(data.get("detail", "")),
-            overridable=bool(data.get("overridable", True)),
-        )
-
 
 @dataclass(frozen=True)
 class GateResult:
@@ -125,17 +113,6 @@ class GateResult:
             "forced": self.forced,
             "checks": [check.to_dict() for check in self.checks],
         }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GateResult:
-        production = data.get("production_version")
-        return cls(
-            model=str(data.get("model", "")),
-            version=str(data.get("version", "")),
-            production_version=None if production is None else str(production),
-            checks=tuple(Check.from_dict(item) for item in data.get("checks", ())),
-            forced=bool(data.get("forced", False)),
-        )
 
 
 class GateRefusedError(RegistryError):

@@ -29,7 +29,7 @@ Action = Literal["promote", "rollback"]
 
 MAX_REASON_CHARS: Final[int] = 2000
 
-__all__ = ["AUDIT_EXPERIMENT", "Action", "PromotionEvent", "get_history", "latest_event"]
+__all__ = ["AUDIT_EXPERIMENT", "Action", "PromotionEvent", "get_history"]
 
 
 @dataclass(frozen=True)
@@ -85,12 +85,6 @@ def get_history(registry: Registry, model: str) -> list[PromotionEvent]:
         if run.info.run_id in completed
     ]
     return sorted(events, key=lambda event: event.seq, reverse=True)
-
-
-def latest_event(registry: Registry, model: str) -> PromotionEvent | None:
-    """The newest completed event of ``model``, or None."""
-    history = get_history(registry, model)
-    return history[0] if history else None
 
 
 def event_from_run(run: Any, seq: int) -> PromotionEvent:

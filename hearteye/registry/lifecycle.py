@@ -84,7 +84,12 @@ def ensure_can_change(registry: Registry, model: str) -> None:
 
 
 def plan_promotion(registry: Registry, model: str, version: str | int) -> Plan:
-    """Run the full gate for ``version`` against the current production version (no changes)."""
+    """Run the full gate for ``version`` against the current production version (no changes).
+
+    Checks first that this user may move the alias (:func:`ensure_can_change`), so a user without
+    the permission learns it before the artifact check downloads the model.
+    """
+    ensure_can_change(registry, model)
     candidate = get_version(registry, model, version)
     production_version = get_production_version(registry, model)
     if production_version == candidate.version:
@@ -115,7 +120,8 @@ def promote(
     """Gate ``version``, move ``production`` to it and record the event.
 
     ``force`` overrides failing metric and protocol checks (never the artifact check) and requires a
-    ``reason``. ``plan`` reuses a :func:`plan_promotion` result (its artifact check); the metric
+    ``reason``. ``plan`` reuses a :func:`plan_promotion` result (its permission and artifact
+    checks: every promotion runs each once, through the plan); the metric
     checks are always re-run under the lock against the production version of that moment, so a
     concurrent promotion cannot slip a regression past the gate.
     Raises :class:`GateRefusedError`, :class:`RegistryError`, :class:`PromotionConflictError`.
@@ -148,7 +154,9 @@ def promote(
 
 
 def plan_rollback(registry: Registry, model: str, to: str | int | None = None) -> Plan:
-    """Which version a rollback would restore, and whether it loads (no changes)."""
+    """Which version a rollback would restore, and whether it loads (no changes; permission
+    checked first, as in :func:`plan_promotion`)."""
+    ensure_can_change(registry, model)
     current = get_production_version(registry, model)
     target = rollback_target(model, get_history(registry, model), current, to)
     info = get_version(registry, model, target)
@@ -242,7 +250,8 @@ def _move(
     decide: Callable[[str | None], GateResult],
     on_wait: OnWait | None,
 ) -> PromotionEvent:
-    ensure_can_change(registry, model)
+    """Record the event and move the alias under the ledger's lock (permission checked by the
+    plan that ``promote``/``rollback`` always hold)."""
     ledger = open_ledger(registry)
     run_id = _create_event_run(ledger, action, model, version, reason)
     try:

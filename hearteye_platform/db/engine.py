@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from hearteye.errors import first_line
 from hearteye_platform.db.config import is_sqlite, normalise_database_url, redact, sqlite_path
 from hearteye_platform.db.errors import DatabaseUnavailableError
 
@@ -103,10 +104,9 @@ def is_unavailable(exc: BaseException) -> bool:
 
 def unavailable_error(engine: Engine, exc: BaseException) -> DatabaseUnavailableError:
     """A typed error naming the (redacted) database for a connection failure."""
-    reason = (
-        str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    return DatabaseUnavailableError(
+        f"platform database {redact(engine.url)} unavailable: {first_line(exc)}"
     )
-    return DatabaseUnavailableError(f"platform database {redact(engine.url)} unavailable: {reason}")
 
 
 def has_table(engine: Engine, name: str) -> bool:

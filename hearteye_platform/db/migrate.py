@@ -24,6 +24,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
+from hearteye.errors import first_line
 from hearteye_platform.db.config import is_sqlite, normalise_database_url, redact, sqlite_path
 from hearteye_platform.db.engine import create_db_engine, is_unavailable, unavailable_error
 from hearteye_platform.db.errors import MigrationError, SchemaOutOfDateError
@@ -173,7 +174,7 @@ def upgrade_database(
                 )
                 raise MigrationError(
                     f"migrating {redact(url)} from {before or 'empty'} failed: "
-                    f"{_first_line(exc)}{hint}"
+                    f"{first_line(exc)}{hint}"
                 ) from exc
             after = _current(connection)
             if app_role and connection.dialect.name == "postgresql":
@@ -259,8 +260,3 @@ def apply_app_grants(connection: Connection, role: str) -> None:
         connection.execute(text(f"REVOKE ALL ON {table} FROM {quoted}"))
         connection.execute(text(f"GRANT {', '.join(privileges)} ON {table} TO {quoted}"))
     connection.commit()
-
-
-def _first_line(exc: BaseException) -> str:
-    message = str(getattr(exc, "orig", exc)).strip()
-    return message.splitlines()[0] if message else type(exc).__name__

@@ -12,6 +12,8 @@ from stack_config import StackSettings, port_is_free
 from stack_process import StackError
 from stack_services import find_tool
 
+from hearteye.errors import first_line
+
 INSTALL = "make install"
 SYSTEM = "make system"
 
@@ -66,8 +68,7 @@ def postgres_problem(admin_url: str) -> str | None:
     try:
         conn = psycopg2.connect(admin_url, connect_timeout=5)
     except psycopg2.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"cannot connect with HEARTEYE_STACK_PG_ADMIN_URL ({first})"
+        return f"cannot connect with HEARTEYE_STACK_PG_ADMIN_URL ({first_line(exc)})"
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT rolsuper OR (rolcreaterole AND rolcreatedb) FROM pg_roles "

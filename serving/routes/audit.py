@@ -6,27 +6,50 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BeforeValidator
 
 from hearteye_platform.audit import query_audit
-from serving.deps import AdminUser, RuntimeDep
-from serving.schemas import AuditEntryOut, AuditResponse
+from serving.deps import AUTH_ERRORS, AdminUser, RuntimeDep
+from serving.schemas import AuditEntryOut, AuditResponse, ErrorOut
 
-router = APIRouter(prefix="/api/v1", tags=["audit"])
+router = APIRouter(prefix="/api/v1", tags=["audit"], responses=AUTH_ERRORS)
+
+
+def _iso_8601(value: object) -> object:
+    """Refuse numbers, which pydantic would read as Unix times: the documented format (and the
+    only one the answer uses) is an ISO 8601 date-time."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError(
+            f"{value!r} is a number: give an ISO 8601 date-time with a timezone, "
+            "e.g. 2026-12-05T08:00:00Z"
+        )
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_8601)]
 
 
 @router.get(
     "/audit",
     response_model=AuditResponse,
-    responses={403: {"description": "Only admins read the audit trail"}},
+    responses={
+        403: {"model": ErrorOut, "description": "Only admins read the audit trail"},
+        422: {"description": "A bad filter: its name and what is wrong"},
+        503: {"model": ErrorOut, "description": "The platform database is not ready"},
+    },
 )
 def read_audit(
     user: AdminUser,
     runtime: RuntimeDep,
     since: Annotated[
-        datetime | None, Query(description="Inclusive lower bound, with a timezone.")
+        IsoDateTime | None, Query(description="Inclusive lower bound, with a timezone.")
     ] = None,
     until: Annotated[
-        datetime | None, Query(description="Exclusive upper bound, with a timezone.")
+        IsoDateTime | None, Query(description="Exclusive upper bound, with a timezone.")
     ] = None,
     username: Annotated[str | None, Query(max_length=64)] = None,
     model_name: Annotated[str | None, Query(max_length=128)] = None,

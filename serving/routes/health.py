@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 import hearteye
+from hearteye.errors import first_line
 from serving.deps import RuntimeDep
 from serving.registry_source import redact_uri
 from serving.runtime import Runtime
@@ -115,7 +116,7 @@ def _database(runtime: Runtime) -> ServiceHealth:
                 connection.execute(text("SELECT 1"))
             runtime.database_error = None
         except Exception as exc:
-            runtime.database_error = str(exc).strip().splitlines()[0][:300]
+            runtime.database_error = first_line(exc)
         runtime.database_checked_at = now
     spooled = runtime.audit.stats().spool_files if runtime.audit is not None else 0
     if runtime.database_error is not None:

@@ -6,7 +6,7 @@ import os
 
 from fastapi import APIRouter
 
-from serving.deps import Clinician, StoreDep
+from serving.deps import AUTH_ERRORS, Clinician, StoreDep
 from serving.registry_source import redact_uri
 from serving.schemas import (
     LoadedVersion,
@@ -17,7 +17,7 @@ from serving.schemas import (
 )
 from serving.store import ModelStore
 
-router = APIRouter(prefix="/api/v1", tags=["models"])
+router = APIRouter(prefix="/api/v1", tags=["models"], responses=AUTH_ERRORS)
 
 
 @router.get("/models", response_model=ModelsResponse)

@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from serving.context import RequestContext, request_context
-from serving.deps import Clinician, runtime_of
+from serving.deps import AUTH_ERRORS, Clinician, runtime_of
 from serving.fastjson import FastJSONRoute, json_response
 from serving.inference import (
     InputError,
@@ -32,20 +32,21 @@ from serving.inference import (
 from serving.loading import LoadedModel
 from serving.runtime import Runtime
 from serving.schemas import (
+    ErrorOut,
     PredictBatchRequest,
     PredictBatchResponse,
     PredictRequest,
     PredictResponse,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["predict"], route_class=FastJSONRoute)
+router = APIRouter(
+    prefix="/api/v1", tags=["predict"], route_class=FastJSONRoute, responses=AUTH_ERRORS
+)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, expired, malformed or wrongly signed token"},
-    403: {"description": "The user's role may not predict"},
-    413: {"description": "Body over the size limit (refused before parsing)"},
+    413: {"model": ErrorOut, "description": "Body over the size limit (refused before parsing)"},
     422: {"description": "A field is invalid; `detail[].loc` names it and `msg` the limit"},
-    503: {"description": "No version of the model is loaded"},
+    503: {"model": ErrorOut, "description": "No version of the model is loaded"},
 }
 
 

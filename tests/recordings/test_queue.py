@@ -150,3 +150,28 @@ def test_a_job_that_keeps_crashing_fails(sessions: sessionmaker[Session]) -> Non
     assert row.status == "failed"
     assert row.error is not None
     assert "gave up after 3 attempts" in row.error
+
+
+def test_delete_reports_files_no_other_recording_uses(sessions: sessionmaker[Session]) -> None:
+    store = RecordingStore(sessions)
+    _jobs(store, 2)
+    twin = store.get_recording("r" * 32, None)
+    store.add_recording(
+        RecordingRow(
+            **{c: getattr(twin, c) for c in ("owner", "name", "format", "fs", "n_samples")},
+            id="t" * 32,
+            leads=["MLII"],
+            default_lead="MLII",
+            sha256=twin.sha256,
+            size_bytes=1,
+            files=list(twin.files),
+            created_at=datetime.now(UTC),
+        )
+    )
+    assert store.list_recordings("carla", query="R").total == 2
+    assert store.list_recordings("olga").total == 0
+    unused, beats = store.delete_recording("r" * 32, "carla")
+    assert (unused, beats) == ([], [])  # the twin still uses the file
+    assert store.list_analyses("r" * 32) == []
+    unused, _ = store.delete_recording("t" * 32, None)
+    assert unused == ["0" * 64]

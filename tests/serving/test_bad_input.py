@@ -113,6 +113,8 @@ def test_unknown_model(api: Api, signal: np.ndarray) -> None:
     [
         ([100, 50000], "within the signal (0 to 3599)"),
         ([-1, 100], "within the signal"),
+        ([100, 2**70], "within the signal"),  # beyond int64: found by tests/serving/test_fuzz.py
+        ([-(2**70), 100], "within the signal"),
         ([300, 200, 900], "strictly increasing"),
         ([300, 300], "strictly increasing"),
         ([100.5, 900], "valid integer"),

@@ -65,6 +65,10 @@ def test_logged_model_carries_only_the_prediction_code(
     }
     for platform_part in ("identity", "auth_tokens", "audit", "db", "registry", "dataset"):
         assert not any(platform_part in part for part in everything), platform_part
+    # Nor the platform's own project files: MLflow copies the uv project of the working
+    # directory (the whole platform's lock and pyproject) into a model unless told not to.
+    top = {p.name for p in model_dir.iterdir()}
+    assert not top & {"uv.lock", "pyproject.toml", ".python-version"}, top
 
     done = subprocess.run(
         [sys.executable, "-c", _LOAD_AND_PREDICT, str(model_dir), str(mitdb_dir)],
