@@ -21,7 +21,7 @@ from hearteye_platform.identity import (
 )
 from hearteye_platform.sessions import csrf_token
 from serving.deps import SESSION_COOKIE, Context, CurrentSession, RuntimeDep, runtime_of
-from serving.schemas import SessionResponse, SessionUser, SignIn
+from serving.schemas import ErrorOut, SessionResponse, SessionUser, SignIn
 from serving.settings import ServingSettings
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -47,8 +47,9 @@ def _is_tls(request: Request, settings: ServingSettings) -> bool:
     "/session",
     response_model=SessionResponse,
     responses={
-        401: {"description": "Wrong credentials or disabled account"},
-        415: {"description": "Not a JSON body"},
+        400: {"model": ErrorOut, "description": "A body that is not JSON"},
+        401: {"model": ErrorOut, "description": "Wrong credentials or disabled account"},
+        415: {"model": ErrorOut, "description": "Not sent as application/json"},
     },
 )
 def sign_in(
@@ -101,7 +102,9 @@ def sign_in(
 @router.get(
     "/session",
     response_model=SessionResponse,
-    responses={401: {"description": "Not signed in, or the session has expired or ended"}},
+    responses={
+        401: {"model": ErrorOut, "description": "Not signed in, or the session expired or ended"}
+    },
 )
 async def who_am_i(
     principal: CurrentSession, request: Request, response: Response
@@ -128,9 +131,12 @@ async def who_am_i(
     "/session",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={
-        401: {"description": "Not signed in"},
-        403: {"description": "Missing or wrong X-CSRF-Token"},
-        422: {"description": "A bearer token that is not a session"},
+        401: {"model": ErrorOut, "description": "Not signed in"},
+        403: {
+            "model": ErrorOut,
+            "description": "Missing or wrong X-CSRF-Token, or a bearer access token (not a "
+            "session: it expires on its own)",
+        },
     },
 )
 async def sign_out(principal: CurrentSession, request: Request, response: Response) -> None:
@@ -140,7 +146,7 @@ async def sign_out(principal: CurrentSession, request: Request, response: Respon
     claims = principal.claims
     if not claims.is_session or claims.token_id is None:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            status.HTTP_403_FORBIDDEN,
             "a bearer access token is not a session: it expires on its own",
         )
     assert runtime.revoked is not None
