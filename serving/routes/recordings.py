@@ -4,7 +4,7 @@ queue analyses of them. A clinician sees their own, an admin everyone's (docs/re
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from serving.recording_schemas import (
     SignalOut,
 )
 from serving.recording_service import Upload, new_id
+from serving.routes.audit import IsoDateTime
 
 router = APIRouter(prefix="/api/v1", tags=["recordings"])
 
@@ -74,18 +75,33 @@ def list_recordings(
     user: Clinician,
     request: Request,
     q: Annotated[str | None, Query(max_length=255, description="Part of the name")] = None,
-    since: Annotated[datetime | None, Query()] = None,
-    until: Annotated[datetime | None, Query()] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[
+        IsoDateTime | None, Query(description="Created at or after (UTC if no zone)")
+    ] = None,
+    until: Annotated[
+        IsoDateTime | None, Query(description="Created at or before (UTC if no zone)")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> RecordingList:
     """The caller's recordings (an admin's: everyone's), newest first."""
     store = runtime_of(request).require_recordings().store
     page = store.list_recordings(
-        owner_filter(user), query=q, since=since, until=until, offset=offset, limit=limit
+        owner_filter(user),
+        query=q,
+        since=_utc(since),
+        until=_utc(until),
+        offset=offset,
+        limit=limit,
     )
     items = [RecordingOut.of(r) for r in page.rows]
     return RecordingList(total=page.total, offset=offset, limit=limit, items=items)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
 
 
 @router.get("/recordings/{recording_id}", response_model=RecordingOut, responses=ERRORS)

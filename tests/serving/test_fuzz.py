@@ -32,6 +32,9 @@ CROSS_FIELD_RULES = {
     ("POST", "/api/v1/predict"),
     ("POST", "/api/v1/predict/batch"),
     ("GET", "/api/v1/audit"),
+    # An upload's content rules (an ECG recording, docs/recordings.md) are not a JSON schema, and
+    # multipart cannot send the empty list of files the schema allows.
+    ("POST", "/api/v1/recordings"),
 }
 
 
@@ -81,8 +84,15 @@ def _fuzz(api: Api, headers: dict[str, str]) -> tuple[int, list[str]]:
 def _call(case: Any, api: Api, headers: dict[str, str]) -> tuple[str | None, str]:
     kwargs = case.as_transport_kwargs(base_url="http://testserver", headers=headers)
     kwargs.pop("allow_redirects", None)
-    kwargs.setdefault("follow_redirects", False)
-    response = api.client.request(**kwargs)
+    kwargs.pop("follow_redirects", None)
+    try:
+        request = api.client.build_request(**kwargs)
+        request.read()
+    except (TypeError, AttributeError, ValueError) as exc:
+        # A multipart body no HTTP client can encode (e.g. a number where a file goes): nothing
+        # reaches the server, so there is no answer to check.
+        return None, f"not sendable: {exc}"
+    response = api.client.send(request, follow_redirects=False)
     example = (
         f"{kwargs.get('params')} {str(kwargs.get('json'))[:120]} -> "
         f"{response.status_code} {response.text[:200]}"
