@@ -27,6 +27,13 @@ ALGORITHM = "HS256"
 #: RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
 MIN_SECRET_BYTES = 32
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
+#: ``kind`` claim of a bearer token (``POST /api/v1/auth/token``); tokens without it are this kind.
+ACCESS_KIND = "access"
+#: ``kind`` claim of a browser session's token (``POST /api/v1/auth/session``, carried by the
+#: HttpOnly cookie): it has a ``jti``, is checked against the revocation list wherever it is
+#: presented, and needs the CSRF header on unsafe methods when it comes as the cookie.
+SESSION_KIND = "session"
+TOKEN_KINDS = frozenset({ACCESS_KIND, SESSION_KIND})
 
 
 class TokenError(HeartEyeError):
@@ -90,6 +97,11 @@ class TokenClaims:
     issuer: str
     audience: str
     token_id: str | None
+    kind: str = ACCESS_KIND
+
+    @property
+    def is_session(self) -> bool:
+        return self.kind == SESSION_KIND
 
 
 def create_access_token(
@@ -101,9 +113,13 @@ def create_access_token(
     audience: str,
     ttl_s: int,
     now: datetime | None = None,
+    kind: str = ACCESS_KIND,
 ) -> AccessToken:
-    """Sign an HS256 token for ``subject`` with ``iat``, ``exp`` = iat + ttl, ``iss``, ``aud``."""
+    """Sign an HS256 token for ``subject`` with ``iat``, ``exp`` = iat + ttl, ``iss``, ``aud``,
+    a random ``jti`` and its ``kind`` (:data:`ACCESS_KIND` or :data:`SESSION_KIND`)."""
     _check_length(secret)
+    if kind not in TOKEN_KINDS:
+        raise ConfigurationError(f"token kind {kind!r} is not one of {sorted(TOKEN_KINDS)}")
     if ttl_s <= 0:
         raise ConfigurationError(f"token lifetime {ttl_s} s: must be positive")
     issued = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
@@ -117,6 +133,8 @@ def create_access_token(
         "exp": int(expires.timestamp()),
         "jti": uuid.uuid4().hex,
     }
+    if kind != ACCESS_KIND:  # bearer tokens keep their former claims
+        payload["kind"] = kind
     token = jwt.encode(payload, secret, algorithm=ALGORITHM)
     return AccessToken(access_token=token, expires_at=expires, expires_in=ttl_s)
 
@@ -173,6 +191,12 @@ def verify_access_token(
         ) from None
     if not isinstance(claims["sub"], str) or not claims["sub"]:
         raise InvalidClaimsError("token subject is empty")
+    kind = claims.get("kind", ACCESS_KIND)
+    if kind not in TOKEN_KINDS:
+        raise InvalidClaimsError(f"token kind {kind!r} is not a HeartEye token kind")
+    token_id = claims.get("jti")
+    if kind == SESSION_KIND and (not isinstance(token_id, str) or not token_id):
+        raise InvalidClaimsError("session token without a jti")
     return TokenClaims(
         subject=claims["sub"],
         role=role,
@@ -180,7 +204,8 @@ def verify_access_token(
         expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         issuer=claims["iss"],
         audience=audience,
-        token_id=claims.get("jti"),
+        token_id=token_id,
+        kind=kind,
     )
 
 

@@ -21,7 +21,7 @@ if wants nginx; then
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 fi
 if wants chromium; then
-  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
 fi
 if wants prometheus; then
   command -v promtool >/dev/null 2>&1 || [ -x /usr/bin/promtool ] || need+=(prometheus)

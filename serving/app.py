@@ -29,9 +29,11 @@ from hearteye_platform.db import (
 )
 from hearteye_platform.identity import ActiveUserCache, UserStore
 from hearteye_platform.recordings import RecordingStore
+from hearteye_platform.sessions import RevokedTokens
 from serving.analysis_worker import AnalysisWorkers
 from serving.batcher import MicroBatcher
 from serving.context import ClientResolver
+from serving.docs_ui import install_docs
 from serving.drift import DriftMonitor
 from serving.errors import install_error_handlers
 from serving.fastpath import PredictFastPath, fast_routes
@@ -40,7 +42,18 @@ from serving.metrics import ServingMetrics
 from serving.middleware import RequestMiddleware
 from serving.openapi import install_openapi
 from serving.recording_service import RecordingService, make_blob_store
-from serving.routes import analyses, audit, auth, health, hooks, models, oip, predict, recordings
+from serving.routes import (
+    analyses,
+    audit,
+    auth,
+    health,
+    hooks,
+    models,
+    oip,
+    predict,
+    recordings,
+    session,
+)
 from serving.runtime import Runtime
 from serving.settings import ServingSettings
 from serving.signal_json import warm_up as warm_up_signal_parser
@@ -49,12 +62,16 @@ from serving.webhooks import DeliveryLedger, WakeNotes
 
 logger = logging.getLogger("serving.app")
 
+OPENAPI_URL = "/api/openapi.json"
+
 DESCRIPTION = """\
 Beat-by-beat AAMI classification (N, S, V, F, Q) of single-lead ECG strips by the **production**
 version of each registered HeartEye model. Get a token from `POST /api/v1/auth/token` (OAuth2
 password flow), then send it as `Authorization: Bearer <token>`. The same models answer the
 **Open Inference Protocol** (KServe V2 REST) under `/v2` (inputs `signal`, `fs`, `r_peaks`;
-outputs `sample`, `label`, `probabilities`), with the same token.
+outputs `sample`, `label`, `probabilities`), with the same token. The clinicians' page at `/`
+signs in with `POST /api/v1/auth/session` instead: an HttpOnly session cookie, and an
+`X-CSRF-Token` header on every unsafe request.
 """
 
 
@@ -81,16 +98,17 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         title="HeartEye API",
         version=hearteye.__version__,
         description=DESCRIPTION,
-        docs_url="/api/docs",
-        redoc_url="/api/redoc",
-        openapi_url="/api/openapi.json",
+        docs_url=None,  # serving/docs_ui.py: the same pages without a CDN
+        redoc_url=None,
+        openapi_url=OPENAPI_URL,
         lifespan=_lifespan,
         telemetry=NO_TELEMETRY,
     )
     app.state.runtime = runtime
     install_openapi(app, settings)
     install_error_handlers(app)
-    for module in (auth, predict, oip, models, audit, hooks, recordings, analyses, health):
+    install_docs(app, title=app.title, openapi_url=OPENAPI_URL)
+    for module in (auth, session, predict, oip, models, audit, hooks, recordings, analyses, health):
         app.include_router(module.router)
     if settings.fast_path:  # innermost of ours: inside CORS and the request middleware
         app.add_middleware(
@@ -197,6 +215,7 @@ def _start_database(runtime: Runtime) -> None:
     runtime.engine = engine
     runtime.sessions = create_session_factory(engine)
     runtime.users = UserStore(runtime.sessions)
+    runtime.revoked = RevokedTokens(runtime.sessions)
     runtime.active_users = ActiveUserCache(
         runtime.users, ttl_s=settings.user_cache_ttl_s, stale_ttl_s=settings.user_cache_stale_s
     )

@@ -14,18 +14,26 @@ node (:class:`BearerUser`: the bearer scheme, the user and the role check in one
 looks the user up (:class:`~hearteye_platform.identity.ActiveUserCache`: the database's role and enabled
 flag win over the token's). ``Clinician`` and ``AdminUser`` narrow the role; a wrong role is 403,
 every token problem 401.
+
+Without an ``Authorization`` header, the browser session's cookie (:data:`SESSION_COOKIE`) is the
+token: it must be a session token, not revoked (``revoked_tokens``, looked up on every request),
+and an unsafe method needs its CSRF token in ``X-CSRF-Token`` (403 otherwise). A session token sent
+as a bearer header is checked against the revocation list too. ``CurrentSession`` gives a route the
+whole :class:`Principal` (user, claims, whether the cookie carried it).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from starlette.concurrency import run_in_threadpool
 
-from hearteye_platform.auth_tokens import TokenError
+from hearteye_platform.auth_tokens import InvalidTokenError, TokenClaims, TokenError
 from hearteye_platform.identity import Role, UnknownUserError, UserDisabledError, UserInfo
+from hearteye_platform.sessions import CSRF_HEADER, SAFE_METHODS, csrf_matches
 from serving.context import RequestContext, request_context
 from serving.runtime import Runtime
 from serving.schemas import ErrorOut
@@ -33,6 +41,8 @@ from serving.settings import ServingSettings
 from serving.store import ModelStore
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a URL, not a secret
+#: The browser session's cookie (HttpOnly, SameSite=Strict, Path=/api; see routes/session.py).
+SESSION_COOKIE = "hearteye_session"
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -96,7 +106,7 @@ class BearerUser(OAuth2PasswordBearer):
         self.allowed = ", ".join(role.value for role in roles)
 
     async def __call__(self, request: Request) -> UserInfo:  # type: ignore[override]
-        user = await _current_user(request, await super().__call__(request))
+        user = (await self.principal(request)).user
         if self.roles and user.role not in self.roles:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
@@ -104,22 +114,60 @@ class BearerUser(OAuth2PasswordBearer):
             )
         return user
 
+    async def principal(self, request: Request) -> Principal:
+        """Who sent ``request``: the bearer header's token, else the session cookie's."""
+        bearer = await super().__call__(request)
+        if bearer is not None:
+            return await _authenticate(request, bearer, via_cookie=False)
+        return await _authenticate(request, request.cookies.get(SESSION_COOKIE), via_cookie=True)
 
-async def _current_user(request: Request, token: str | None) -> UserInfo:
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated request: the user, the token's claims, and how the token came."""
+
+    user: UserInfo
+    claims: TokenClaims
+    via_cookie: bool
+
+
+async def _authenticate(request: Request, token: str | None, *, via_cookie: bool) -> Principal:
     runtime = runtime_of(request)
     ctx = request_context(request)
     if runtime.jwt_secret is None or runtime.active_users is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "authentication is not ready")
     try:
         claims = runtime.verify_token(token)
+        if via_cookie and not claims.is_session:
+            raise InvalidTokenError("the session cookie does not hold a session token")
     except TokenError as exc:
-        raise _unauthorized(str(exc)) from None
+        message = str(exc)
+        if via_cookie and token is None:
+            message = "not signed in: sign in, or send Authorization: Bearer <token>"
+        raise _unauthorized(message) from None
     ctx.username = claims.subject
+    if via_cookie and request.method not in SAFE_METHODS:
+        assert claims.token_id is not None  # a session token always has one
+        if not csrf_matches(runtime.jwt_secret, claims.token_id, request.headers.get(CSRF_HEADER)):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"missing or wrong {CSRF_HEADER} header: a request with the session cookie "
+                "that changes something must send the session's CSRF token",
+            )
+    if claims.is_session:
+        await run_in_threadpool(_check_not_revoked, runtime, claims)
     user = runtime.recent_user(claims.subject)
     if user is None:
         user = await run_in_threadpool(_look_up, runtime, claims.subject)
     ctx.username = user.username
-    return user
+    return Principal(user=user, claims=claims, via_cookie=via_cookie)
+
+
+def _check_not_revoked(runtime: Runtime, claims: TokenClaims) -> None:
+    assert runtime.revoked is not None
+    assert claims.token_id is not None
+    if runtime.revoked.is_revoked(claims.token_id):
+        raise _unauthorized("the session has ended (signed out): sign in again")
 
 
 def _look_up(runtime: Runtime, username: str) -> UserInfo:
@@ -137,9 +185,21 @@ def _look_up(runtime: Runtime, username: str) -> UserInfo:
 #: The refusals of every route behind ``BearerUser`` (declared once, on their routers).
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing, expired, malformed or wrongly signed token"},
-    403: {"model": ErrorOut, "description": "The user's role may not use this route"},
+    403: {
+        "model": ErrorOut,
+        "description": "The user's role (or, with the session cookie, a "
+        "missing X-CSRF-Token) may not use this route",
+    },
 }
 
-CurrentUser = Annotated[UserInfo, Depends(BearerUser())]
+_ANY_USER = BearerUser()
+
+
+async def get_principal(request: Request) -> Principal:
+    return await _ANY_USER.principal(request)
+
+
+CurrentUser = Annotated[UserInfo, Depends(_ANY_USER)]
+CurrentSession = Annotated[Principal, Depends(get_principal)]
 Clinician = Annotated[UserInfo, Depends(BearerUser(Role.CLINICIAN, Role.ADMIN))]
 AdminUser = Annotated[UserInfo, Depends(BearerUser(Role.ADMIN))]

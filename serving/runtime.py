@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hearteye_platform.audit import AuditWriter
 from hearteye_platform.auth_tokens import ExpiredTokenError, TokenClaims, verify_access_token
 from hearteye_platform.identity import ActiveUserCache, UserInfo, UserStore
+from hearteye_platform.sessions import RevokedTokens
 from serving.batcher import MicroBatcher
 from serving.context import ClientResolver
 from serving.drift import DriftMonitor
@@ -53,6 +54,7 @@ class Runtime:
     sessions: sessionmaker[Session] | None = None
     users: UserStore | None = None
     active_users: ActiveUserCache | None = None
+    revoked: RevokedTokens | None = None
     audit: AuditWriter | None = None
     database_error: str | None = None
     recordings: RecordingService | None = None

@@ -114,6 +114,27 @@ class TokenResponse(BaseModel):
     expires_in: int = Field(description="Seconds until the token expires.")
 
 
+class SignIn(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SessionUser(BaseModel):
+    username: str
+    role: str
+
+
+class SessionResponse(BaseModel):
+    """The signed-in user; ``csrf_token`` is null for a bearer token (it needs none)."""
+
+    user: SessionUser
+    csrf_token: str | None = Field(
+        description="Send as X-CSRF-Token on POST/PUT/PATCH/DELETE made with the session cookie."
+    )
+    expires_at: datetime
+    via: str = Field(description="`cookie` (a browser session) or `bearer`.")
+
+
 class LoadedVersion(BaseModel):
     version: str
     run_id: str | None

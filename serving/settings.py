@@ -221,6 +221,19 @@ class ServingSettings(HearteyeSettings):
     jwt_issuer: str = Field(default="hearteye", min_length=1, description="Token `iss`.")
     jwt_audience: str = Field(default="hearteye-api", min_length=1, description="Token `aud`.")
     jwt_ttl_s: int = Field(default=3600, ge=60, le=86_400, description="Token lifetime (s).")
+    session_ttl_s: int = Field(
+        default=8 * 3600,
+        ge=60,
+        le=86_400,
+        description="Lifetime (s) of a browser session (POST /api/v1/auth/session): the cookie "
+        "and its token expire together; the page then asks to sign in again.",
+    )
+    session_cookie_secure: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="The session cookie's Secure flag: `auto` sets it when the request came over "
+        "TLS (directly, or X-Forwarded-Proto: https from a trusted proxy); `always` behind a "
+        "TLS terminator that does not say so; `never` only for plain-HTTP development.",
+    )
     user_cache_ttl_s: float = Field(
         default=5.0,
         gt=0.0,

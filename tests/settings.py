@@ -17,3 +17,9 @@ class SuiteSettings(BaseSettings):
         description="A PostgreSQL superuser's URL for the tests that create databases and roles; "
         "unreachable: the tests start a throwaway server with initdb.",
     )
+    screenshots: str = Field(
+        default="",
+        validation_alias="HEARTEYE_SCREENSHOTS",
+        description="The browser tests save their screenshots in this folder when set "
+        "(docs/images: how the application's pictures in the docs are made).",
+    )

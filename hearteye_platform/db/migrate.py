@@ -32,6 +32,7 @@ from hearteye_platform.db.models import (
     ANALYSES_TABLE,
     AUDIT_TABLE,
     RECORDINGS_TABLE,
+    REVOKED_TOKENS_TABLE,
     USERS_TABLE,
 )
 
@@ -49,6 +50,8 @@ APP_PRIVILEGES: dict[str, tuple[str, ...]] = {
     USERS_TABLE: ("SELECT", "INSERT", "UPDATE"),
     RECORDINGS_TABLE: ("SELECT", "INSERT", "UPDATE", "DELETE"),
     ANALYSES_TABLE: ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    # Sign-out inserts; expired revocations are pruned.
+    REVOKED_TOKENS_TABLE: ("SELECT", "INSERT", "DELETE"),
     "alembic_version": ("SELECT",),
 }
 

@@ -44,6 +44,7 @@ AUDIT_TABLE = "prediction_audit"
 RECORDINGS_TABLE = "recordings"
 ANALYSES_TABLE = "analyses"
 ANALYSIS_STATUSES = ("queued", "running", "done", "failed")
+REVOKED_TOKENS_TABLE = "revoked_tokens"
 
 
 def utcnow() -> datetime:
@@ -180,3 +181,15 @@ class AnalysisRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RevokedToken(Base):
+    """A signed-out session token, refused until it expires (then the row may be pruned)."""
+
+    __tablename__ = REVOKED_TOKENS_TABLE
+    __table_args__ = (Index("ix_revoked_tokens_expires_at", "expires_at"),)
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -37,16 +37,16 @@ def test_db_upgrade_and_current(isolated_state: Path) -> None:
     assert json.loads(current.stdout) == {
         "url": f"sqlite:///{(isolated_state / 'hearteye.db').resolve()}",
         "current": None,
-        "head": "0002",
+        "head": "0003",
         "up_to_date": False,
     }
     first = ml("db", "upgrade")
     assert first.exit_code == 0, first.output
-    assert first.stdout.strip() == "0002"  # data on stdout
-    assert "Upgraded empty database -> 0002" in first.stderr  # status on stderr
+    assert first.stdout.strip() == "0003"  # data on stdout
+    assert "Upgraded empty database -> 0003" in first.stderr  # status on stderr
     again = ml("db", "upgrade", "--json")
     assert json.loads(again.stdout)["applied"] is False
-    assert ml("db", "current").stdout.strip() == "0002"
+    assert ml("db", "current").stdout.strip() == "0003"
 
 
 def test_users_add_on_a_new_home_creates_the_database(isolated_state: Path) -> None:
@@ -55,7 +55,7 @@ def test_users_add_on_a_new_home_creates_the_database(isolated_state: Path) -> N
     added = ml("users", "add", "first", "--role", "admin", "--password-stdin", input=PASSWORD)
     assert added.exit_code == 0, added.output
     assert "Added admin first" in added.stderr
-    assert ml("db", "current").stdout.strip() == "0002"
+    assert ml("db", "current").stdout.strip() == "0003"
     assert ml("users", "list", "--json").exit_code == 0
 
 
@@ -66,7 +66,7 @@ def test_users_refuse_an_existing_database_at_another_revision(upgraded: Path) -
         connection.execute("UPDATE alembic_version SET version_num = '0000'")
     result = ml("users", "list")
     assert result.exit_code == 1
-    assert "is at revision 0000, this code needs 0002: run `ml db upgrade`" in result.stderr
+    assert "is at revision 0000, this code needs 0003: run `ml db upgrade`" in result.stderr
     assert "Traceback" not in result.output
     assert ml("db", "current").stdout.strip() == "0000"  # left as it was
 
