@@ -42,8 +42,7 @@ def promote(
     if force and not (reason or "").strip():
         raise click.UsageError("--force requires --reason TEXT (the override is recorded)")
     registry = connect(app.settings)
-    app.status(f"Checking {model} version {version}: gate and smoke prediction…")
-    plan = plan_promotion(registry, model, version)
+    plan = plan_promotion(registry, model, version, announce=app.status)
     app.err.print(gate_table(plan.gate))
     if not plan.gate.passed and (plan.gate.blocking or not force):
         raise GateRefusedError(plan.gate)

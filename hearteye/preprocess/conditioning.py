@@ -40,6 +40,12 @@ SMOOTHER_PASSES = 3
 _RESAMPLE_EDGE_MODE = "symmetric"  # upfirdn's name for the same half-sample mirror
 
 
+#: Largest accepted |sample| (mV). A surface ECG stays within a few mV; beyond a volt the input is
+#: in other units, and values near the float range overflowed the float32 features (found by
+#: tests/serving/test_fuzz.py: 1e300 mV gave an internal error instead of a 422).
+MAX_ABS_MV = 1000.0
+
+
 def validate_signal(signal: npt.ArrayLike, fs: float, config: PreprocessConfig) -> FloatArray:
     """Return ``signal`` as a 1-D float64 array, or raise :class:`SignalError` naming the field."""
     try:
@@ -63,6 +69,12 @@ def validate_signal(signal: npt.ArrayLike, fs: float, config: PreprocessConfig) 
     if not np.isfinite(x).all():
         bad = int(np.count_nonzero(~np.isfinite(x)))
         raise SignalError("signal", f"{bad} samples are NaN or infinite")
+    if len(x) and (peak := float(np.max(np.abs(x)))) > MAX_ABS_MV:
+        raise SignalError(
+            "signal",
+            f"a sample of {peak:.6g} mV is beyond ±{MAX_ABS_MV:g} mV: the signal is not in "
+            "millivolts (microvolts or raw ADC counts?)",
+        )
     return x
 
 

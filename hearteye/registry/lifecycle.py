@@ -83,13 +83,21 @@ def ensure_can_change(registry: Registry, model: str) -> None:
         registry.client.update_registered_model(model, description=description)
 
 
-def plan_promotion(registry: Registry, model: str, version: str | int) -> Plan:
+def plan_promotion(
+    registry: Registry,
+    model: str,
+    version: str | int,
+    announce: Callable[[str], None] | None = None,
+) -> Plan:
     """Run the full gate for ``version`` against the current production version (no changes).
 
     Checks first that this user may move the alias (:func:`ensure_can_change`), so a user without
-    the permission learns it before the artifact check downloads the model.
+    the permission learns it before the artifact check downloads the model; ``announce`` then
+    hears that the (slow) gate starts.
     """
     ensure_can_change(registry, model)
+    if announce is not None:
+        announce(f"Checking {model} version {version}: gate and smoke prediction…")
     candidate = get_version(registry, model, version)
     production_version = get_production_version(registry, model)
     if production_version == candidate.version:

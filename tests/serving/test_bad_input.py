@@ -73,6 +73,13 @@ def test_non_finite_samples(api: Api, signal: np.ndarray, token: bytes) -> None:
     assert "finite" in error["msg"]
 
 
+def test_samples_beyond_a_volt_are_refused(api: Api, signal: np.ndarray) -> None:
+    """Values near the float range overflowed the features (a 500, found by test_fuzz.py)."""
+    error = _only_error(_post(api, body(np.r_[signal[:-1], 1e300])))
+    assert error["loc"] == ["body", "signal"]
+    assert "not in millivolts" in error["msg"]
+
+
 @pytest.mark.parametrize(
     ("payload", "loc"),
     [

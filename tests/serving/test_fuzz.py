@@ -35,6 +35,10 @@ CROSS_FIELD_RULES = {
     # An upload's content rules (an ECG recording, docs/recordings.md) are not a JSON schema, and
     # multipart cannot send the empty list of files the schema allows.
     ("POST", "/api/v1/recordings"),
+    # The Open Inference Protocol's request is generic by the protocol: which inputs a model takes
+    # (names, datatypes, shapes) is in its metadata (GET /v2/models/{name}), not in the schema.
+    ("POST", "/v2/models/{model_name}/infer"),
+    ("POST", "/v2/models/{model_name}/versions/{model_version}/infer"),
 }
 
 

@@ -54,8 +54,22 @@ def test_out_of_range_or_invalid_rate_names_fs(fs: object) -> None:
         np.zeros(100, dtype=complex),
         ["a", "b", "c"],
         [[1.0, 2.0], [3.0]],
+        np.r_[np.zeros(100), 1e300, np.zeros(100)],  # found by tests/serving/test_fuzz.py
+        np.r_[np.zeros(100), -1001.0, np.zeros(100)],  # not in mV
     ],
-    ids=["2-D", "column", "scalar", "nan", "inf", "-inf", "complex", "strings", "ragged"],
+    ids=[
+        "2-D",
+        "column",
+        "scalar",
+        "nan",
+        "inf",
+        "-inf",
+        "complex",
+        "strings",
+        "ragged",
+        "huge",
+        "not-mV",
+    ],
 )
 def test_bad_signal_names_signal(signal: object) -> None:
     with pytest.raises(SignalError) as info:
