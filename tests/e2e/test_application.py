@@ -285,6 +285,11 @@ def _check_report(page: Any, app_stack: AppStack, analysis: dict[str, Any]) -> N
     assert loaded
     assert page.locator("#report-body .report-strip figcaption", has_text=" V").count() >= 1
     page.screenshot(path=_screenshots() / "application-report.png")
+    # Printed, a strip is true to size: 10 s at 25 mm/s plus the 10-mm pulse margin = 260 mm.
+    page.emulate_media(media="print")
+    width_px = strips.first.bounding_box()["width"]
+    assert abs(width_px - 260 * 96 / 25.4) < 1.5, width_px
+    page.emulate_media(media="screen")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pdf = page.pdf(path=ARTIFACTS / "application-report.pdf", prefer_css_page_size=True)
     pages = _pdf_pages(pdf)
