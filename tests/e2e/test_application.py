@@ -262,11 +262,13 @@ def _pdf_pages(pdf: bytes) -> int:
 
 def _check_report(page: Any, app_stack: AppStack, analysis: dict[str, Any]) -> None:
     """The report of the analysis shown: its header, counts and strips; printed to a PDF."""
-    page.evaluate(
-        "window.print = () => { window.hearteyePrinted = (window.hearteyePrinted || 0) + 1; }"
+    page.evaluate(  # a function, not the assignment (whose value Playwright would call)
+        "() => { window.print = () => { window.hearteyePrinted = (window.hearteyePrinted || 0) + 1; }; }"
     )
     page.get_by_role("button", name="Printable report").click()
-    page.wait_for_function("window.hearteyePrinted >= 1", timeout=120_000)
+    # "Report ready" is said just before window.print() (no wait_for_function: the CSP forbids eval)
+    page.locator("#report-status", has_text="Report ready").wait_for(timeout=120_000)
+    assert page.evaluate("window.hearteyePrinted") == 1
     assert page.locator("#app").is_hidden()
     header = page.locator("#report-header").inner_text()
     assert f"Model {XGB}, version {app_stack.version}, run " in header
@@ -284,15 +286,19 @@ def _check_report(page: Any, app_stack: AppStack, analysis: dict[str, Any]) -> N
     loaded = strips.evaluate_all("(imgs) => imgs.every((i) => i.complete && i.naturalWidth > 1000)")
     assert loaded
     assert page.locator("#report-body .report-strip figcaption", has_text=" V").count() >= 1
-    page.screenshot(path=_screenshots() / "application-report.png")
+    page.screenshot(  # the header and the first strip page
+        path=_screenshots() / "application-report.png",
+        full_page=True,
+        clip={"x": 0, "y": 0, "width": 1280, "height": 1400},
+    )
     # Printed, a strip is true to size: 10 s at 25 mm/s plus the 10-mm pulse margin = 260 mm.
     page.emulate_media(media="print")
     width_px = strips.first.bounding_box()["width"]
     assert abs(width_px - 260 * 96 / 25.4) < 1.5, width_px
-    page.emulate_media(media="screen")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pdf = page.pdf(path=ARTIFACTS / "application-report.pdf", prefer_css_page_size=True)
     pages = _pdf_pages(pdf)
+    page.emulate_media(media="null")  # back to the screen (not "screen": page.pdf would use it)
     per_page = int(page.evaluate("import('/static/app/report.js').then((m) => m.STRIPS_PER_PAGE)"))
     note(f"application: report of {RECORD}: {n_strips} strips (cap {cap}), {pages} PDF pages")
     assert pages >= 1 + -(-n_strips // per_page)  # the header, then the strip pages
