@@ -4,7 +4,8 @@ through nginx on the native stack.
 A clinician signs in; uploads MIT-BIH record 208 as WFDB 212 (`.hea` + `.dat` + `.atr`, the
 database's own files) and as EDF+ (written here with pyedflib); waits for the analyses; sees
 labelled beats on the strip, the reference row and the per-class agreement; "next V" lands on a V
-beat; the CSV export has one row per beat; another clinician cannot open the recording; an ended
+beat; the CSV export has one row per beat; the printable report shows the model version, the
+counts, strips on paper and prints to a PDF; another clinician cannot open the recording; an ended
 session sends the page back to sign-in and the pending upload goes through after signing in
 again; a reload keeps the session; signing out ends it. The screenshots in docs/images/ are made
 here (``HEARTEYE_SCREENSHOTS=docs/images`` writes them there; by default they go to
@@ -202,6 +203,9 @@ def test_the_application(app_stack: AppStack, browser: Any, upload_dir: Path) ->
     assert rows[0].startswith("sample,time_s,label")
     assert len(rows) - 1 == analysis["n_beats"] > 2000
 
+    # -- the printable report: header, counts, strips on paper, a PDF -----------------------------
+    _check_report(page, app_stack, analysis)
+
     # -- re-analyse (lead V1) and compare the two analyses --------------------------------------
     page.locator("#lead-select").select_option("V1")
     page.get_by_role("button", name="Analyse again").click()
@@ -249,6 +253,58 @@ def test_the_application(app_stack: AppStack, browser: Any, upload_dir: Path) ->
     csp = [p for p in problems if "Content Security Policy" in p]
     assert not csp, csp
     context.close()
+
+
+def _pdf_pages(pdf: bytes) -> int:
+    """Page objects in a PDF (Chromium's are plain dictionaries, not in object streams)."""
+    return len(re.findall(rb"/Type\s*/Page(?![s])", pdf))
+
+
+def _check_report(page: Any, app_stack: AppStack, analysis: dict[str, Any]) -> None:
+    """The report of the analysis shown: its header, counts and strips; printed to a PDF."""
+    page.evaluate(  # a function, not the assignment (whose value Playwright would call)
+        "() => { window.print = () => { window.hearteyePrinted = (window.hearteyePrinted || 0) + 1; }; }"
+    )
+    page.get_by_role("button", name="Printable report").click()
+    # "Report ready" is said just before window.print() (no wait_for_function: the CSP forbids eval)
+    page.locator("#report-status", has_text="Report ready").wait_for(timeout=120_000)
+    assert page.evaluate("window.hearteyePrinted") == 1
+    assert page.locator("#app").is_hidden()
+    header = page.locator("#report-header").inner_text()
+    assert f"Model {XGB}, version {app_stack.version}, run " in header
+    assert f"analysis {analysis['id']}" in header
+    assert "Not for diagnostic use." in page.locator("#report").inner_text()
+    for label in ("N", "S", "V", "F", "Q"):
+        shown = page.locator(f"#report-counts td[data-class='{label}']").inner_text()
+        assert int(shown) == analysis["counts"].get(label, 0), label
+    assert "sensitivity" in page.locator("#report-agreement").inner_text()
+    cap = int(page.evaluate("import('/static/app/report.js').then((m) => m.MAX_STRIPS)"))
+    strips = page.locator("#report-body img.strip-img")
+    n_strips = strips.count()
+    assert 1 <= n_strips <= cap
+    assert f"at most {cap} strips: {n_strips} shown" in page.locator("#report-scope").inner_text()
+    loaded = strips.evaluate_all("(imgs) => imgs.every((i) => i.complete && i.naturalWidth > 1000)")
+    assert loaded
+    assert page.locator("#report-body .report-strip figcaption", has_text=" V").count() >= 1
+    page.screenshot(  # the header and the first strip page
+        path=_screenshots() / "application-report.png",
+        full_page=True,
+        clip={"x": 0, "y": 0, "width": 1280, "height": 1400},
+    )
+    # Printed, a strip is true to size: 10 s at 25 mm/s plus the 10-mm pulse margin = 260 mm.
+    page.emulate_media(media="print")
+    width_px = strips.first.bounding_box()["width"]
+    assert abs(width_px - 260 * 96 / 25.4) < 1.5, width_px
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pdf = page.pdf(path=ARTIFACTS / "application-report.pdf", prefer_css_page_size=True)
+    pages = _pdf_pages(pdf)
+    page.emulate_media(media="null")  # back to the screen (not "screen": page.pdf would use it)
+    per_page = int(page.evaluate("import('/static/app/report.js').then((m) => m.STRIPS_PER_PAGE)"))
+    note(f"application: report of {RECORD}: {n_strips} strips (cap {cap}), {pages} PDF pages")
+    assert pages >= 1 + -(-n_strips // per_page)  # the header, then the strip pages
+    page.get_by_role("button", name="Close the report").click()
+    page.locator("#app").wait_for(state="visible")
+    assert page.locator("#report").is_hidden()
 
 
 def test_api_docs_render_offline_under_the_csp(app_stack: AppStack, browser: Any) -> None:

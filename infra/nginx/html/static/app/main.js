@@ -3,7 +3,9 @@
 
 import { ApiError, api, onSessionExpired, setCsrfToken } from "./api.js";
 import { Overview } from "./overview.js";
-import { CLASSES, CLASS_NAMES, formatTime } from "./paper.js";
+import { CLASSES, formatTime } from "./paper.js";
+import { cell, describeModel, fillAgreement, fillCounts } from "./tables.js";
+import { Report } from "./report.js";
 import { StripViewer } from "./viewer.js";
 
 const $ = (id) => document.getElementById(id);
@@ -60,13 +62,6 @@ function showError(id, error) {
   $(id).textContent = error ? (error.message || String(error)) : "";
 }
 
-function cell(tag, text, className) {
-  const node = document.createElement(tag);
-  node.textContent = text;
-  if (className) node.className = className;
-  return node;
-}
-
 // -- session ---------------------------------------------------------------------------------
 function signedIn(session) {
   state.user = session.user;
@@ -79,6 +74,7 @@ function signedIn(session) {
 }
 
 function askToSignIn(reason) {
+  report.close();
   state.user = null;
   setCsrfToken(null);
   $("who").hidden = true;
@@ -371,7 +367,7 @@ async function showAnalysis(id) {
   if (analysis.status === "failed") showError("viewer-error", new Error(`The analysis failed: ${analysis.error}`));
   const model = analysis.model || {};
   $("model-info").textContent = model.name
-    ? `Model ${model.name}, version ${model.version ?? "(pending)"}, run ${model.run_id ?? "(pending)"} · lead ${analysis.lead} · analysis ${analysis.id}`
+    ? `${describeModel(model)} · lead ${analysis.lead} · analysis ${analysis.id}`
     : "";
   if (running) {
     state.polling = setTimeout(() => showAnalysis(id).catch((e) => showError("viewer-error", e)), POLL_MS);
@@ -399,55 +395,9 @@ async function showCompare(id) {
 }
 
 function renderCounts(analysis) {
-  const table = $("counts");
-  table.replaceChildren(table.caption);
-  renderAgreement(analysis);
+  fillCounts($("counts"), analysis);
+  fillAgreement($("agreement"), analysis);
   renderCompare();
-  if (!analysis || !analysis.counts) return;
-  const head = document.createElement("tr");
-  const body = document.createElement("tr");
-  head.append(cell("th", ""));
-  body.append(cell("th", "beats"));
-  for (const c of CLASSES) {
-    const th = cell("th", c, `lbl-${c}`);
-    th.scope = "col";
-    th.title = CLASS_NAMES[c];
-    head.append(th);
-    body.append(cell("td", String(analysis.counts[c] ?? 0)));
-  }
-  head.append(cell("th", "total"));
-  body.append(cell("td", String(analysis.n_beats)));
-  table.append(head, body);
-  if (analysis.mean_heart_rate_bpm) {
-    const hr = document.createElement("tr");
-    hr.append(cell("th", "mean heart rate"), cell("td", `${analysis.mean_heart_rate_bpm.toFixed(0)}/min`));
-    hr.lastChild.colSpan = CLASSES.length + 1;
-    table.append(hr);
-  }
-}
-
-function renderAgreement(analysis) {
-  const table = $("agreement");
-  const ref = analysis ? analysis.reference : null;
-  table.hidden = !ref;
-  table.replaceChildren(table.caption);
-  if (!ref) return;
-  const head = document.createElement("tr");
-  for (const h of ["class", "reference beats", "sensitivity", "positive predictivity"]) head.append(cell("th", h));
-  table.append(head);
-  const pct = (v) => (v === null || v === undefined ? "—" : `${(100 * v).toFixed(1)}%`);
-  for (const c of CLASSES) {
-    const a = (ref.agreement || {})[c];
-    if (!a) continue;
-    const row = document.createElement("tr");
-    row.append(cell("th", c, `lbl-${c}`), cell("td", String(a.reference ?? 0)), cell("td", pct(a.sensitivity)), cell("td", pct(a.ppv)));
-    table.append(row);
-  }
-  const foot = document.createElement("tr");
-  const note = cell("td", `matched ${ref.matched}, missed ${ref.missed}, extra ${ref.extra} (within ${(1000 * ref.tolerance_s).toFixed(0)} ms)`);
-  note.colSpan = 4;
-  foot.append(note);
-  table.append(foot);
 }
 
 function renderCompare() {
@@ -515,6 +465,26 @@ $("goto").addEventListener("change", (event) => {
   }
 });
 $("print").addEventListener("click", () => window.print());
+
+// -- the printable report --------------------------------------------------------------------
+const report = new Report({ root: $("report"), body: $("report-body"), status: $("report-status") });
+$("report-open").addEventListener("click", async () => {
+  showError("report-error", null);
+  if (!state.analysis || state.analysis.status !== "done") {
+    return showError("viewer-error", new Error("The report needs a finished analysis."));
+  }
+  try {
+    await report.open(state.recording, state.analysis);
+  } catch (error) {
+    $("report-status").textContent = "";
+    if (!(error instanceof ApiError && error.status === 401)) showError("report-error", error);
+  }
+});
+$("report-print").addEventListener("click", () => window.print());
+$("report-close").addEventListener("click", () => {
+  report.close();
+  $("report-open").focus();
+});
 
 // -- display settings ------------------------------------------------------------------------
 function applyRuler() {

@@ -103,6 +103,16 @@ export function drawTrace(ctx, window, geom) {
   ctx.restore();
 }
 
+// A beat's AAMI label, in its class colour, centred on x (the caller sets the font).
+export function drawLabel(ctx, label, x, y) {
+  ctx.save();
+  ctx.fillStyle = CLASS_COLOURS[label] || "#000";
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  ctx.fillText(label, x, y);
+  ctx.restore();
+}
+
 // The baseline level of a window: the median of its values (the trace is drawn around it).
 export function baselineOf(window) {
   const values = window.samples || [...(window.min || []), ...(window.max || [])];

@@ -6,7 +6,6 @@ import { api } from "./api.js";
 import {
   CALIBRATION_MM,
   CLASSES,
-  CLASS_COLOURS,
   CLASS_NAMES,
   MM_PER_MV,
   MM_PER_S,
@@ -14,6 +13,7 @@ import {
   confidence,
   drawCalibration,
   drawGrid,
+  drawLabel,
   drawTrace,
   formatTime,
 } from "./paper.js";
@@ -258,8 +258,7 @@ export class StripViewer {
           ctx.strokeRect(x - 9, y - 9, 18, 18);
           ctx.restore();
         }
-        ctx.fillStyle = CLASS_COLOURS[beat.label] || "#000";
-        ctx.fillText(beat.label, x, y + 1);
+        drawLabel(ctx, beat.label, x, y + 1);
         if (against) {
           const other = nearest(against, beat.sample, MATCH_S * fs);
           if (!other || other.label !== beat.label) {
