@@ -36,7 +36,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +46,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.harness import wait_http  # noqa: E402
 from benchmarks.loadgen import LoadResult, render_post, run_in_process  # noqa: E402
 
 MODEL = "ecg-xgboost"
@@ -177,7 +177,7 @@ class Bench:
             "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": _fernet_key(self.home),
         }
         with _process(command, env, self.mlflow_log) as process:
-            _wait_http(f"{self.server_uri}/health", process)
+            wait_http(f"{self.server_uri}/health", process, timeout_s=300.0)
             yield
 
     @contextlib.contextmanager
@@ -210,7 +210,7 @@ class Bench:
                 started.append((stack.enter_context(_process(command, env, log)), port))
                 logs.append(log)
             for process, port in started:
-                _wait_http(f"http://127.0.0.1:{port}/ready", process)
+                wait_http(f"http://127.0.0.1:{port}/ready", process, timeout_s=300.0)
             yield logs
 
     # -- promotions --------------------------------------------------------------------------
@@ -488,21 +488,6 @@ def _process(command: list[str], env: dict[str, str], log: Path) -> Iterator[Any
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, 9)
             process.wait()
-
-
-def _wait_http(url: str, process: Any, timeout_s: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{url}: the server exited ({process.returncode}); see its log")
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(url, timeout=2) as response,  # noqa: S310 - loopback
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.25)
-    raise SystemExit(f"{url} not ready after {timeout_s:.0f} s")
 
 
 def _load() -> list[float]:

@@ -180,7 +180,7 @@ class Bench:
             **env,
         )
         with _server([*command, "serving.app:create_app()"], environment, self.logs, port) as p:
-            _wait_http(f"http://127.0.0.1:{port}/ready", p)
+            wait_http(f"http://127.0.0.1:{port}/ready", p)
             self.server_group = p.pid
             yield port
 
@@ -194,7 +194,7 @@ class Bench:
             "--host", "127.0.0.1", "-p", str(port), "-w", str(workers),
         ]  # fmt: skip
         with _server(command, self._env(), self.logs, port) as p:
-            _wait_http(f"http://127.0.0.1:{port}/ping", p)
+            wait_http(f"http://127.0.0.1:{port}/ping", p)
             # Its model loads the shipped preprocessing, whose numba kernels compile (first time,
             # into the model's code folder) or load from that cache on the first prediction:
             # answered predictions first, as ours answers a smoke prediction before /ready.
@@ -393,11 +393,12 @@ def _server(command: list[str], env: dict[str, str], logs: Path, port: int) -> I
         log.close()
 
 
-def _wait_http(url: str, process: Any, timeout_s: float = 180.0) -> None:
+def wait_http(url: str, process: Any, timeout_s: float = 180.0) -> None:
+    """Wait until ``url`` answers 200; SystemExit when ``process`` exits or time runs out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"server exited ({process.returncode}); see its log")
+            raise SystemExit(f"{url}: the server exited ({process.returncode}); see its log")
         with (
             contextlib.suppress(OSError),
             urllib.request.urlopen(url, timeout=2) as response,  # noqa: S310 - loopback

@@ -95,7 +95,10 @@ def main() -> int:
         f"\nThe API keeps running at {settings.url} (docs: {settings.url}/api/docs; pid {api.pid}, "
         f"stop it with `make demo-stop`).\n"
         f"MLflow UI for the embedded store: .venv/bin/mlflow ui --backend-store-uri "
-        f"sqlite:///{shown(home / 'mlflow' / 'mlflow.db')} --port 5000"
+        f"sqlite:///{shown(home / 'mlflow' / 'mlflow.db')} --port 5000\n"
+        "The clinicians' application (upload a recording, read it on ECG paper) needs the whole "
+        "stack behind nginx: `make stack-up`, then open the URL it prints (a user from "
+        "`ml users add` on that stack; README, 'The clinicians' application')."
     )
     return 0
 
