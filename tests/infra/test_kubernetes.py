@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import stack_nginx
 import yaml
 
 from hearteye_platform.placeholders import is_placeholder, refused
@@ -296,6 +297,13 @@ def _nginx_locations() -> set[str]:
     )
 
 
+def _nginx_bytes(size: str) -> int:
+    """nginx's size syntax (``16m``, ``1g``, ``268435456``) in bytes."""
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    suffix = size[-1].lower()
+    return int(size[:-1]) * units[suffix] if suffix in units else int(size)
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_ingress_has_nginx_routes_limits_and_headers(overlay: str) -> None:
     ingresses = objects(overlay, "Ingress")
@@ -313,17 +321,26 @@ def test_ingress_has_nginx_routes_limits_and_headers(overlay: str) -> None:
             assert ingress["spec"]["tls"][0]["hosts"] == [host]
         for path in rule["http"]["paths"]:
             paths[path["path"]] = ingress
-    # Every nginx location that proxies to serving or mlflow (not the static page, pgAdmin).
+    # Every nginx location (not pgAdmin, absent on Kubernetes), and the service behind it.
     nginx = _nginx_locations()
-    for location, route in (
-        ("/api/", "/api/"),
-        ("/v2/", "/v2"),
-        ("/mlflow/", "/mlflow"),
-        ("/api/v1/auth/token", "/api/v1/auth/token"),
-        ("^/(health|ready|live)$", "/health"),
+    for location, route, service in (
+        ("/", "/", "web"),
+        ("/static/", "/static/", "web"),
+        ("/api/", "/api/", "serving"),
+        ("/api/v1/recordings", "/api/v1/recordings", "serving"),
+        ("/v2/", "/v2", "serving"),
+        ("/mlflow/", "/mlflow", "mlflow"),
+        ("/api/v1/auth/token", "/api/v1/auth/token", "serving"),
+        ("^/(health|ready|live)$", "/health", "serving"),
     ):
         assert location in nginx, location
         assert route in paths, route
+        (backend,) = [
+            p["backend"]["service"]["name"]
+            for p in paths[route]["spec"]["rules"][0]["http"]["paths"]
+            if p["path"] == route
+        ]
+        assert backend == service, route
     assert {"/ready", "/live", "/api/docs", "/api/redoc"} <= paths.keys()
     template = NGINX_TEMPLATE.read_text()
     api = paths["/api/"]["metadata"]["annotations"]
@@ -335,6 +352,9 @@ def test_ingress_has_nginx_routes_limits_and_headers(overlay: str) -> None:
     assert "limit_req zone=hearteye_api burst=100 nodelay;" in template
     token = paths["/api/v1/auth/token"]["metadata"]["annotations"]
     assert f"{token[prefix + 'limit-rpm']}r/m" == nginx_env["HEARTEYE_NGINX_TOKEN_RATE"]
+    recordings = paths["/api/v1/recordings"]["metadata"]["annotations"]
+    assert _nginx_bytes(recordings[prefix + "proxy-body-size"]) == stack_nginx.recordings_max_upload_bytes()
+    assert recordings[prefix + "proxy-read-timeout"] == "300"
     mlflow = paths["/mlflow"]["metadata"]["annotations"]
     assert mlflow[prefix + "proxy-body-size"] == "1g"
     assert mlflow[prefix + "proxy-request-buffering"] == "off"
@@ -384,10 +404,11 @@ def test_network_policies_admit_only_the_ingress_and_the_clients(overlay: str) -
         return found
 
     assert admitted("serving") == {"ns:ingress-nginx", "ns:monitoring"}
+    assert admitted("web") == {"ns:ingress-nginx"}
     assert admitted("mlflow") == {"ns:ingress-nginx", "serving", "hearteye-mlflow-users"}
     if overlay == "dev":
         assert admitted("postgres") == {"serving", "mlflow", "hearteye-migrate"}
-        assert admitted("s3") == {"mlflow", "hearteye-bucket-init"}
+        assert admitted("s3") == {"mlflow", "serving", "hearteye-bucket-init"}
 
 
 def test_the_cloudnative_pg_option_matches_the_prod_database_host() -> None:
