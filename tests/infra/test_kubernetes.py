@@ -353,7 +353,10 @@ def test_ingress_has_nginx_routes_limits_and_headers(overlay: str) -> None:
     token = paths["/api/v1/auth/token"]["metadata"]["annotations"]
     assert f"{token[prefix + 'limit-rpm']}r/m" == nginx_env["HEARTEYE_NGINX_TOKEN_RATE"]
     recordings = paths["/api/v1/recordings"]["metadata"]["annotations"]
-    assert _nginx_bytes(recordings[prefix + "proxy-body-size"]) == stack_nginx.recordings_max_upload_bytes()
+    assert (
+        _nginx_bytes(recordings[prefix + "proxy-body-size"])
+        == stack_nginx.recordings_max_upload_bytes()
+    )
     assert recordings[prefix + "proxy-read-timeout"] == "300"
     mlflow = paths["/mlflow"]["metadata"]["annotations"]
     assert mlflow[prefix + "proxy-body-size"] == "1g"
