@@ -14,8 +14,8 @@ import re
 import string
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractContextManager, suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -26,11 +26,11 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hearteye.errors import HeartEyeError, first_line
-from hearteye_platform.db.engine import is_unavailable
+from hearteye.errors import HeartEyeError
+from hearteye_platform.db.engine import transaction
 from hearteye_platform.db.errors import DatabaseUnavailableError
 from hearteye_platform.db.models import User, utcnow
 
@@ -199,17 +199,8 @@ class UserStore:
         """The session factory of the platform database this store uses."""
         return self._sessions
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except DBAPIError as exc:
-            if is_unavailable(exc):
-                raise DatabaseUnavailableError(
-                    f"platform database unavailable: {first_line(exc)}"
-                ) from exc
-            raise
+    def _transaction(self) -> AbstractContextManager[Session]:
+        return transaction(self._sessions)
 
     @staticmethod
     def _find(session: Session, username: str) -> User | None:

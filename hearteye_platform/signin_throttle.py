@@ -11,18 +11,16 @@ try. A successful sign-in clears its account's count; an admin clears a lock wit
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hearteye.errors import HeartEyeError, first_line
-from hearteye_platform.db.engine import is_unavailable
-from hearteye_platform.db.errors import DatabaseUnavailableError
+from hearteye.errors import HeartEyeError
+from hearteye_platform.db.engine import transaction
 from hearteye_platform.db.models import SignInThrottle, utcnow
 
 #: Longest account or client part of a key (usernames are at most 64 characters).
@@ -63,7 +61,7 @@ class SignInThrottler:
         self.policy = policy
 
     def _transaction(self) -> AbstractContextManager[Session]:
-        return _transaction(self._sessions)
+        return transaction(self._sessions)
 
     def _keys(self, username: str, client: str | None) -> list[str]:
         keys = [account_key(username)]
@@ -137,21 +135,8 @@ class SignInThrottler:
 
 def unlock_account(sessions: sessionmaker[Session], username: str) -> bool:
     """Clear the account's lock and failures (``ml users unlock``); whether there was any."""
-    with _transaction(sessions) as session:
+    with transaction(sessions) as session:
         result = session.execute(
             delete(SignInThrottle).where(SignInThrottle.key == account_key(username))
         )
         return bool(getattr(result, "rowcount", 0))
-
-
-@contextmanager
-def _transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    try:
-        with sessions.begin() as session:
-            yield session
-    except DBAPIError as exc:
-        if is_unavailable(exc):
-            raise DatabaseUnavailableError(
-                f"platform database unavailable: {first_line(exc)}"
-            ) from exc
-        raise
