@@ -101,14 +101,14 @@ class SignInThrottler:
             self._count(username, client)
         except IntegrityError:  # another worker inserted the same key first: count again
             self._count(username, client)
+        self._prune()
 
     def _count(self, username: str, client: str | None) -> None:
         policy = self.policy
         now = utcnow()
         window = timedelta(seconds=policy.window_s)
         lockout = timedelta(seconds=policy.lockout_s)
-        with self._transaction() as session:
-            session.execute(delete(SignInThrottle).where(SignInThrottle.expires_at < now))
+        with self._transaction() as session:  # locks only its keys, in one order: no deadlock
             for key in self._keys(username, client):
                 limit = (
                     policy.account_max_failures
@@ -127,6 +127,17 @@ class SignInThrottler:
                     row.failures, row.window_started_at = 0, row.locked_until
                 row.expires_at = max(row.window_started_at + window, row.locked_until or now)
                 session.flush()
+
+    def _prune(self) -> None:
+        """Delete expired rows, skipping any another transaction holds (never waits)."""
+        now = utcnow()
+        with self._transaction() as session:
+            expired = (
+                select(SignInThrottle.key)
+                .where(SignInThrottle.expires_at < now)
+                .with_for_update(skip_locked=True)
+            )
+            session.execute(delete(SignInThrottle).where(SignInThrottle.key.in_(expired)))
 
     def succeeded(self, username: str) -> None:
         """Forget the account's failures (its lock, if any, was checked before)."""

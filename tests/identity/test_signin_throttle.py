@@ -125,3 +125,12 @@ def test_workers_share_one_count(platform_db: PlatformDb) -> None:
         thread.join()
     assert errors == []
     assert failures(platform_db, account_key("eve")) == 80
+
+
+def test_expired_rows_are_pruned_by_the_next_failure(platform_db: PlatformDb) -> None:
+    t = throttler(platform_db, window_s=0.2, lockout_s=0.2)
+    t.failed("old", "10.0.0.1")
+    time.sleep(0.3)
+    t.failed("new", None)
+    with platform_db.sessions() as session:
+        assert session.scalars(select(SignInThrottle.key)).all() == ["account:new"]
