@@ -4,12 +4,11 @@ changes and disables revoke existing tokens and sessions within seconds; JWT key
 
 from __future__ import annotations
 
+import json
 import os
-import random
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -74,6 +73,37 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 # -- brute force ------------------------------------------------------------------------------
+
+#: The attacker process: argv = URL, username, threads, tries per thread; prints
+#: {"statuses": {code: count}, "tokens": [bodies holding a token]}.
+ATTACKER = """
+import json, sys, threading
+from collections import Counter
+import httpx
+
+url, username, threads, tries = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+statuses, tokens, lock = Counter(), [], threading.Lock()
+
+def attack(n):
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for i in range(tries):
+            response = client.post(
+                "/api/v1/auth/token",
+                data={"username": username, "password": f"guess-{n}-{i}"},
+                headers={"X-Forwarded-For": f"10.{n}.{i // 250}.{i % 250 + 1}"},
+            )
+            with lock:
+                statuses[response.status_code] += 1
+                if "access_token" in response.text:
+                    tokens.append(response.text)
+
+workers = [threading.Thread(target=attack, args=(n,)) for n in range(threads)]
+for w in workers:
+    w.start()
+for w in workers:
+    w.join()
+print(json.dumps({"statuses": statuses, "tokens": tokens}))
+"""
 
 
 @pytest.fixture
@@ -181,44 +211,32 @@ def test_a_thousand_wrong_passwords_never_yield_a_token_nor_slow_predictions(
     predict_latencies(10)  # warm-up
     before = predict_latencies(100)
 
-    statuses: Counter[int] = Counter()
-    lock = threading.Lock()
-    tokens: list[str] = []
-
-    def attacker(n: int) -> None:
-        rng = random.Random(n)
-        with httpx.Client(base_url=url, timeout=60) as client:
-            for i in range(250):
-                # Every try from another address: the account's lockout must hold on its own.
-                address = f"10.{n}.{i // 250}.{i % 250 + 1}"
-                response = client.post(
-                    TOKEN,
-                    data={"username": "victor", "password": f"guess-{rng.random()}"},
-                    headers={"X-Forwarded-For": address},
-                )
-                with lock:
-                    statuses[response.status_code] += 1
-                    if "access_token" in response.text:
-                        tokens.append(response.text)
-
     cpu_before = _worker_cpu_s(master)
-    threads = [threading.Thread(target=attacker, args=(n,)) for n in range(4)]
+    # The attacker is another process (4 threads, each try from another address, so the
+    # account's lockout must hold on its own), so it does not share this process's GIL with the
+    # measuring client.
+    attack = subprocess.Popen(
+        [sys.executable, "-c", ATTACKER, url, "victor", "4", "250"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     attack_began = time.monotonic()
-    for thread in threads:
-        thread.start()
     during: list[float] = []
-    while any(thread.is_alive() for thread in threads):
+    while attack.poll() is None:
         during.extend(predict_latencies(1))
-    for thread in threads:
-        thread.join()
     attack_s = time.monotonic() - attack_began
     attack_cpu_s = _worker_cpu_s(master) - cpu_before
+    out, _ = attack.communicate()
+    assert attack.returncode == 0
+    result = json.loads(out)
+    statuses = Counter({int(code): n for code, n in result["statuses"].items()})
+    tokens = result["tokens"]
 
     assert tokens == []
     assert sum(statuses.values()) == 1000
     assert set(statuses) <= {401, 429}, statuses
     # Five failures lock the account; a few more may have been in flight at that moment.
-    assert statuses[401] <= 5 + len(threads), statuses
+    assert statuses[401] <= 5 + 4, statuses
     # The argon2 hash was computed only for those: 1000 hashes would cost 1000 x hash_cpu_s.
     assert attack_cpu_s < 0.25 * 1000 * hash_cpu_s, (attack_cpu_s, hash_cpu_s)
 
@@ -249,10 +267,10 @@ def test_a_thousand_wrong_passwords_never_yield_a_token_nor_slow_predictions(
             f"p99 {p99[0]:.1f} -> {p99[1]:.1f} ms ({len(before)} / {len(during)} requests); "
             f"load {os.getloadavg()[0]:.2f}"
         )
-    # Generous bounds (a shared 2-core machine): the attack may cost some HTTP handling, not
-    # seconds of hashing per try.
+    # Generous bounds (a shared 2-core machine, the attacker on the same cores): the attack may
+    # cost some HTTP handling, not a fifth of a second of hashing per try.
     assert p50[1] <= 3 * p50[0] + 25, (before, during)
-    assert p99[1] <= 5 * p99[0] + 250, (before, during)
+    assert p99[1] <= 5 * p99[0] + 500, (before, during)
     http.close()
 
 
