@@ -126,13 +126,30 @@ def enable(app: AppContext, username: str, as_json: bool) -> None:
     app.status(f"Enabled {user.username}")
 
 
+@users.command("unlock")
+@click.argument("username")
+@pass_app
+@handle_errors
+def unlock(app: AppContext, username: str) -> None:
+    """Clear USERNAME's sign-in lockout (too many failed sign-ins) and its failure count."""
+    from hearteye_platform.signin_throttle import unlock_account
+
+    store = _store(app)
+    user = store.get(username)
+    cleared = unlock_account(store.sessions, user.username)
+    app.status(
+        f"Unlocked {user.username}" if cleared else f"{user.username} was not locked: nothing to do"
+    )
+
+
 @users.command("set-password")
 @click.argument("username")
 @password_stdin_option
 @pass_app
 @handle_errors
 def set_password(app: AppContext, username: str, password_stdin: bool) -> None:
-    """Replace USERNAME's password (asked for twice, hidden, unless --password-stdin)."""
+    """Replace USERNAME's password (asked for twice, hidden, unless --password-stdin); its
+    current tokens and sessions stop working."""
     store = _store(app)
     user = store.get(username)
     user = store.set_password(user.username, _read_password(password_stdin))

@@ -1,11 +1,22 @@
 """Access tokens for the API (OAuth2 password flow): HS256 JWTs, and the signing-secret checks.
 
-Pure functions: the serving tier passes the secret, issuer, audience and lifetime from its
+Pure functions: the serving tier passes the keys, issuer, audience and lifetime from its
 settings. Every ``TokenError`` means "401 Unauthorized" for the API.
+
+Key rotation: every token names its key in the ``kid`` header (:func:`key_id`, a digest of the
+secret, so nothing else is configured). :class:`SigningKeys` signs with the current secret and
+verifies with it or any previous one (``HEARTEYE_JWT_PREVIOUS_SECRETS``), so a rotation signs
+nobody out; a previous secret is dropped once its last token has expired. A token whose ``kid``
+names no configured key is refused; one without a ``kid`` (issued before key ids) is tried with
+every configured key.
+
+A token also carries its user's token generation (``gen``, 0 when absent): the API refuses it
+once the user's generation has moved on (password changed, account disabled).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
@@ -60,6 +71,10 @@ class InvalidSignatureError(InvalidTokenError):
     """Signed with another key."""
 
 
+class UnknownKeyError(InvalidTokenError):
+    """The ``kid`` header names no configured signing key (retired, or never ours)."""
+
+
 class UnsupportedAlgorithmError(InvalidTokenError):
     """The header names an algorithm other than HS256 (``none`` included)."""
 
@@ -98,10 +113,44 @@ class TokenClaims:
     audience: str
     token_id: str | None
     kind: str = ACCESS_KIND
+    #: The user's token generation when it was issued (refused once the user's is higher).
+    generation: int = 0
+    #: The key id of the secret that verified it (its CSRF token is derived from that secret).
+    key_id: str = ""
 
     @property
     def is_session(self) -> bool:
         return self.kind == SESSION_KIND
+
+
+def key_id(secret: str) -> str:
+    """The ``kid`` of ``secret``: 16 hex digits of a labelled SHA-256 (reveals nothing usable)."""
+    return hashlib.sha256(b"hearteye-jwt-kid:" + secret.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SigningKeys:
+    """The current signing secret and the previous ones still accepted for verification."""
+
+    current: str
+    previous: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_length(self.current)
+        for secret in self.previous:
+            _check_length(secret, "HEARTEYE_JWT_PREVIOUS_SECRETS")
+
+    @property
+    def current_kid(self) -> str:
+        return key_id(self.current)
+
+    def by_kid(self) -> dict[str, str]:
+        """Every accepted secret by its key id (the current one first)."""
+        return {key_id(secret): secret for secret in (self.current, *self.previous)}
+
+    def secret_for(self, kid: str) -> str:
+        """The secret whose key id is ``kid`` (the current one for ``""``)."""
+        return self.by_kid().get(kid, self.current) if kid else self.current
 
 
 def create_access_token(
@@ -114,9 +163,11 @@ def create_access_token(
     ttl_s: int,
     now: datetime | None = None,
     kind: str = ACCESS_KIND,
+    generation: int = 0,
 ) -> AccessToken:
     """Sign an HS256 token for ``subject`` with ``iat``, ``exp`` = iat + ttl, ``iss``, ``aud``,
-    a random ``jti`` and its ``kind`` (:data:`ACCESS_KIND` or :data:`SESSION_KIND`)."""
+    a random ``jti``, its ``kind`` (:data:`ACCESS_KIND` or :data:`SESSION_KIND`), the user's
+    token ``gen``eration, and the secret's ``kid`` in the header."""
     _check_length(secret)
     if kind not in TOKEN_KINDS:
         raise ConfigurationError(f"token kind {kind!r} is not one of {sorted(TOKEN_KINDS)}")
@@ -132,35 +183,63 @@ def create_access_token(
         "iat": int(issued.timestamp()),
         "exp": int(expires.timestamp()),
         "jti": uuid.uuid4().hex,
+        "gen": generation,
     }
     if kind != ACCESS_KIND:  # bearer tokens keep their former claims
         payload["kind"] = kind
-    token = jwt.encode(payload, secret, algorithm=ALGORITHM)
+    token = jwt.encode(payload, secret, algorithm=ALGORITHM, headers={"kid": key_id(secret)})
     return AccessToken(access_token=token, expires_at=expires, expires_in=ttl_s)
 
 
 def verify_access_token(
     token: str | None,
     *,
-    secret: str,
+    secret: str | SigningKeys,
     issuer: str,
     audience: str,
     leeway_s: float = 0.0,
 ) -> TokenClaims:
-    """The claims of a token this service issued, or a ``TokenError`` saying why not."""
-    _check_length(secret)
+    """The claims of a token this service issued, or a ``TokenError`` saying why not.
+
+    ``secret``: the one signing secret, or the :class:`SigningKeys` (current and previous)."""
+    keys = secret if isinstance(secret, SigningKeys) else SigningKeys(secret)
     if token is None or not token.strip():
         raise MissingTokenError("no bearer token: send Authorization: Bearer <token>")
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.DecodeError as exc:
+    except jwt.InvalidTokenError as exc:  # undecodable, or a header field of the wrong type
         raise MalformedTokenError(f"malformed token: {exc}") from None
     if header.get("alg") != ALGORITHM:
         raise UnsupportedAlgorithmError(
             f"token algorithm {header.get('alg')!r} refused: only {ALGORITHM} is accepted"
         )
+    known = keys.by_kid()
+    kid = header.get("kid")
+    if kid is None:  # issued before key ids: any configured key may have signed it
+        candidates = list(known.items())
+    elif isinstance(kid, str) and kid in known:
+        candidates = [(kid, known[kid])]
+    else:
+        raise UnknownKeyError(
+            f"token signed with an unknown key (kid {kid!r}): the key was retired; sign in again"
+        )
+    refused: InvalidSignatureError | None = None
+    for used_kid, key in candidates:
+        try:
+            claims = _decode(token, key, issuer=issuer, audience=audience, leeway_s=leeway_s)
+        except InvalidSignatureError as exc:
+            refused = exc
+            continue
+        return _claims(claims, audience=audience, key_id=used_kid)
+    assert refused is not None
+    raise refused
+
+
+def _decode(
+    token: str, secret: str, *, issuer: str, audience: str, leeway_s: float
+) -> dict[str, Any]:
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             secret,
             algorithms=[ALGORITHM],
@@ -183,6 +262,10 @@ def verify_access_token(
         raise MalformedTokenError(f"malformed token: {exc}") from None
     except jwt.InvalidTokenError as exc:  # missing claim, iat in the future, bad sub type
         raise InvalidClaimsError(f"invalid token claims: {exc}") from None
+    return claims
+
+
+def _claims(claims: dict[str, Any], *, audience: str, key_id: str) -> TokenClaims:
     try:
         role = parse_role(claims.get("role", ""))
     except InvalidRoleError:
@@ -197,6 +280,9 @@ def verify_access_token(
     token_id = claims.get("jti")
     if kind == SESSION_KIND and (not isinstance(token_id, str) or not token_id):
         raise InvalidClaimsError("session token without a jti")
+    generation = claims.get("gen", 0)
+    if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
+        raise InvalidClaimsError(f"token generation {generation!r} is not a count")
     return TokenClaims(
         subject=claims["sub"],
         role=role,
@@ -206,6 +292,8 @@ def verify_access_token(
         audience=audience,
         token_id=token_id,
         kind=kind,
+        generation=generation,
+        key_id=key_id,
     )
 
 
@@ -234,6 +322,23 @@ def check_secret(secret: str | None, *, variable: str, production: bool) -> str:
             f"{MIN_SECRET_BYTES} bytes before starting in production"
         )
     return secret
+
+
+def resolve_signing_keys(
+    secret: str | None, previous: list[str], *, env: str, home: Path
+) -> SigningKeys:
+    """The current secret (:func:`resolve_jwt_secret`) and the previous ones, each checked like
+    it (placeholders refused in production); a previous secret equal to the current is dropped."""
+    current = resolve_jwt_secret(secret, env=env, home=home)
+    production = env == "production"
+    older = tuple(
+        dict.fromkeys(
+            check_secret(value, variable="HEARTEYE_JWT_PREVIOUS_SECRETS", production=production)
+            for value in previous
+            if value != current
+        )
+    )
+    return SigningKeys(current, older)
 
 
 def resolve_jwt_secret(secret: str | None, *, env: str, home: Path) -> str:

@@ -11,23 +11,26 @@ Every ``UserStore`` method is one transaction of its own. Hashing is deliberatel
 from __future__ import annotations
 
 import re
+import string
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractContextManager, suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
+from importlib.resources import files
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hearteye.errors import HeartEyeError, first_line
-from hearteye_platform.db.engine import is_unavailable
+from hearteye.errors import HeartEyeError
+from hearteye_platform.db.engine import transaction
 from hearteye_platform.db.errors import DatabaseUnavailableError
 from hearteye_platform.db.models import User, utcnow
 
@@ -74,7 +77,7 @@ class InvalidUsernameError(IdentityError):
 
 
 class WeakPasswordError(IdentityError):
-    """The password is empty, too short, too long or equal to the username."""
+    """The password breaks the policy (``check_password``)."""
 
 
 class InvalidCredentialsError(IdentityError):
@@ -93,14 +96,25 @@ class UserInfo:
     disabled: bool
     created_at: datetime
     updated_at: datetime
+    #: Tokens issued under a lower generation are refused (raised by a password change or a
+    #: disable).
+    token_generation: int = 0
 
     @classmethod
     def from_row(cls, user: User) -> UserInfo:
-        return cls(user.username, Role(user.role), user.disabled, user.created_at, user.updated_at)
+        return cls(
+            user.username,
+            Role(user.role),
+            user.disabled,
+            user.created_at,
+            user.updated_at,
+            user.token_generation or 0,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: role as its value, times as ISO 8601 UTC."""
         data = asdict(self)
+        del data["token_generation"]
         data["role"] = self.role.value
         data["created_at"] = self.created_at.isoformat()
         data["updated_at"] = self.updated_at.isoformat()
@@ -131,16 +145,38 @@ def parse_role(role: str | Role) -> Role:
         raise InvalidRoleError(str(role)) from None
 
 
+@cache
+def common_passwords() -> frozenset[str]:
+    """The passwords refused as too common (``common_passwords.txt``, lower-case, one a line)."""
+    text = files("hearteye_platform").joinpath("common_passwords.txt").read_text()
+    lines = (line.strip() for line in text.splitlines())
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
 def check_password(password: str, username: str, *, min_length: int = MIN_PASSWORD_LENGTH) -> None:
-    """Raise ``WeakPasswordError`` unless ``password`` is acceptable for ``username``."""
+    """Raise ``WeakPasswordError`` unless ``password`` is acceptable for ``username``: the one
+    password policy (``ml users add``, ``ml users set-password`` and the store itself).
+
+    At least ``min_length`` characters (not all blank) and at most ``MAX_PASSWORD_LENGTH``; not
+    containing the username; not a well-known password (nor one with digits or symbols merely
+    added around it); not one character repeated.
+    """
     if not password or not password.strip():
         raise WeakPasswordError("the password is empty")
     if len(password) < min_length:
         raise WeakPasswordError(f"the password is shorter than {min_length} characters")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise WeakPasswordError(f"the password is longer than {MAX_PASSWORD_LENGTH} characters")
-    if password.lower() == username.lower():
-        raise WeakPasswordError("the password equals the username")
+    lowered = password.lower()
+    if username and username.lower() in lowered:
+        raise WeakPasswordError("the password contains the username")
+    if len(set(lowered)) == 1:
+        raise WeakPasswordError("the password is one character repeated")
+    core = lowered.strip(string.digits + string.punctuation + string.whitespace)
+    if lowered in common_passwords() or core in common_passwords():
+        raise WeakPasswordError(
+            "the password is in the list of commonly used passwords: choose another"
+        )
 
 
 class UserStore:
@@ -158,17 +194,13 @@ class UserStore:
         self._min_password_length = min_password_length
         self._dummy_hash: str | None = None
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except DBAPIError as exc:
-            if is_unavailable(exc):
-                raise DatabaseUnavailableError(
-                    f"platform database unavailable: {first_line(exc)}"
-                ) from exc
-            raise
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The session factory of the platform database this store uses."""
+        return self._sessions
+
+    def _transaction(self) -> AbstractContextManager[Session]:
+        return transaction(self._sessions)
 
     @staticmethod
     def _find(session: Session, username: str) -> User | None:
@@ -221,24 +253,29 @@ class UserStore:
             user = self._require(session, username)
             if user.disabled != disabled:
                 user.disabled = disabled
+                if disabled:  # its tokens stay refused after a later enable
+                    user.token_generation = (user.token_generation or 0) + 1
                 session.flush()
             return UserInfo.from_row(user)
 
     def disable(self, username: str) -> UserInfo:
-        """Disable an account: no new tokens, and existing tokens stop working."""
+        """Disable an account: no new tokens, and existing tokens stop working (for good: its
+        token generation goes up, so enabling it again does not revive them)."""
         return self._set_disabled(username, True)
 
     def enable(self, username: str) -> UserInfo:
         return self._set_disabled(username, False)
 
     def set_password(self, username: str, password: str) -> UserInfo:
-        """Replace the password (checked against the policy first)."""
+        """Replace the password (checked against the policy first); every token issued before
+        stops working."""
         name = username.lower()
         check_password(password, name, min_length=self._min_password_length)
         password_hash = self._hasher.hash(password)
         with self._transaction() as session:
             user = self._require(session, name)
             user.password_hash = password_hash
+            user.token_generation = (user.token_generation or 0) + 1
             session.flush()
             return UserInfo.from_row(user)
 

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hearteye_platform.db.engine import is_unavailable
-from hearteye_platform.db.errors import DatabaseUnavailableError
+from hearteye_platform.db.engine import transaction
 from hearteye_platform.db.models import RevokedToken, utcnow
 
 #: The request header that carries the CSRF token.
@@ -52,16 +50,8 @@ class RevokedTokens:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except DBAPIError as exc:
-            if is_unavailable(exc):
-                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-                raise DatabaseUnavailableError(f"platform database unavailable: {reason}") from exc
-            raise
+    def _transaction(self) -> AbstractContextManager[Session]:
+        return transaction(self._sessions)
 
     def revoke(self, token_id: str, username: str, expires_at: datetime) -> None:
         """Refuse this token from now on; also forget revocations whose tokens have expired."""

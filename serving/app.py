@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 import hearteye
 from hearteye_platform.audit import AuditWriter
-from hearteye_platform.auth_tokens import check_secret, resolve_jwt_secret
+from hearteye_platform.auth_tokens import check_secret, resolve_signing_keys
 from hearteye_platform.db import (
     DatabaseUnavailableError,
     create_db_engine,
@@ -30,6 +30,7 @@ from hearteye_platform.db import (
 from hearteye_platform.identity import ActiveUserCache, UserStore
 from hearteye_platform.recordings import RecordingStore
 from hearteye_platform.sessions import RevokedTokens
+from hearteye_platform.signin_throttle import SignInThrottler
 from serving.analysis_worker import AnalysisWorkers
 from serving.batcher import MicroBatcher
 from serving.context import ClientResolver
@@ -146,8 +147,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def start_runtime(runtime: Runtime) -> None:
     """Everything a worker needs before it answers; raises to refuse to start."""
     settings = runtime.settings
-    runtime.jwt_secret = resolve_jwt_secret(
-        settings.jwt_secret_value(), env=settings.env, home=settings.home
+    runtime.jwt_keys = resolve_signing_keys(
+        settings.jwt_secret_value(),
+        settings.jwt_previous_secret_values(),
+        env=settings.env,
+        home=settings.home,
     )
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.model_cache_path.mkdir(parents=True, exist_ok=True)
@@ -216,6 +220,7 @@ def _start_database(runtime: Runtime) -> None:
     runtime.sessions = create_session_factory(engine)
     runtime.users = UserStore(runtime.sessions)
     runtime.revoked = RevokedTokens(runtime.sessions)
+    runtime.signin = SignInThrottler(runtime.sessions, settings.signin_policy())
     runtime.active_users = ActiveUserCache(
         runtime.users, ttl_s=settings.user_cache_ttl_s, stale_ttl_s=settings.user_cache_stale_s
     )

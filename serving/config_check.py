@@ -17,7 +17,7 @@ import sys
 from pydantic import ValidationError
 
 from hearteye.errors import ConfigurationError
-from hearteye_platform.auth_tokens import check_jwt_secret
+from hearteye_platform.auth_tokens import check_jwt_secret, check_secret
 from hearteye_platform.deployment import DeploymentSettings
 from serving.settings import ServingSettings
 
@@ -47,6 +47,11 @@ def problems() -> list[str]:
             check_jwt_secret(serving.jwt_secret_value(), production=True)
         except ConfigurationError as exc:
             found.append(str(exc))
+        for previous in serving.jwt_previous_secret_values():
+            try:
+                check_secret(previous, variable="HEARTEYE_JWT_PREVIOUS_SECRETS", production=True)
+            except ConfigurationError as exc:
+                found.append(str(exc))
     return found
 
 

@@ -12,7 +12,8 @@ node (:class:`BearerUser`: the bearer scheme, the user and the role check in one
 
 ``CurrentUser`` verifies the bearer token (HS256 only, signature, ``exp``, ``iss``, ``aud``) and
 looks the user up (:class:`~hearteye_platform.identity.ActiveUserCache`: the database's role and enabled
-flag win over the token's). ``Clinician`` and ``AdminUser`` narrow the role; a wrong role is 403,
+flag win over the token's, and a token issued under an older token generation than the user's,
+before a password change or a disable, is refused: within ``user_cache_ttl_s``). ``Clinician`` and ``AdminUser`` narrow the role; a wrong role is 403,
 every token problem 401.
 
 Without an ``Authorization`` header, the browser session's cookie (:data:`SESSION_COOKIE`) is the
@@ -134,7 +135,7 @@ class Principal:
 async def _authenticate(request: Request, token: str | None, *, via_cookie: bool) -> Principal:
     runtime = runtime_of(request)
     ctx = request_context(request)
-    if runtime.jwt_secret is None or runtime.active_users is None:
+    if runtime.jwt_keys is None or runtime.active_users is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "authentication is not ready")
     try:
         claims = runtime.verify_token(token)
@@ -148,7 +149,8 @@ async def _authenticate(request: Request, token: str | None, *, via_cookie: bool
     ctx.username = claims.subject
     if via_cookie and request.method not in SAFE_METHODS:
         assert claims.token_id is not None  # a session token always has one
-        if not csrf_matches(runtime.jwt_secret, claims.token_id, request.headers.get(CSRF_HEADER)):
+        secret = runtime.jwt_keys.secret_for(claims.key_id)
+        if not csrf_matches(secret, claims.token_id, request.headers.get(CSRF_HEADER)):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 f"missing or wrong {CSRF_HEADER} header: a request with the session cookie "
@@ -159,6 +161,11 @@ async def _authenticate(request: Request, token: str | None, *, via_cookie: bool
     user = runtime.recent_user(claims.subject)
     if user is None:
         user = await run_in_threadpool(_look_up, runtime, claims.subject)
+    if claims.generation < user.token_generation:
+        raise _unauthorized(
+            "the token was issued before the password was changed or the account was "
+            "disabled: sign in again"
+        )
     ctx.username = user.username
     return Principal(user=user, claims=claims, via_cookie=via_cookie)
 

@@ -16,9 +16,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hearteye_platform.audit import AuditWriter
-from hearteye_platform.auth_tokens import ExpiredTokenError, TokenClaims, verify_access_token
+from hearteye_platform.auth_tokens import (
+    ExpiredTokenError,
+    SigningKeys,
+    TokenClaims,
+    verify_access_token,
+)
 from hearteye_platform.identity import ActiveUserCache, UserInfo, UserStore
 from hearteye_platform.sessions import RevokedTokens
+from hearteye_platform.signin_throttle import SignInThrottler
 from serving.batcher import MicroBatcher
 from serving.context import ClientResolver
 from serving.drift import DriftMonitor
@@ -46,7 +52,7 @@ class Runtime:
     store: ModelStore | None = None
     batchers: dict[str, MicroBatcher] = field(default_factory=dict)
     drift: DriftMonitor | None = None
-    jwt_secret: str | None = None
+    jwt_keys: SigningKeys | None = None
     webhook_secret: str | None = None  # None: registry webhooks are refused (polling only)
     wake: WakeNotes | None = None
     deliveries: DeliveryLedger | None = None
@@ -55,6 +61,7 @@ class Runtime:
     users: UserStore | None = None
     active_users: ActiveUserCache | None = None
     revoked: RevokedTokens | None = None
+    signin: SignInThrottler | None = None
     audit: AuditWriter | None = None
     database_error: str | None = None
     recordings: RecordingService | None = None
@@ -62,6 +69,11 @@ class Runtime:
     database_checked_at: float = 0.0
     _recent_users: dict[str, tuple[float, UserInfo]] = field(default_factory=dict)
     _verified: OrderedDict[str, TokenClaims] = field(default_factory=OrderedDict)
+
+    @property
+    def jwt_secret(self) -> str | None:
+        """The current signing secret (new tokens are signed with it)."""
+        return self.jwt_keys.current if self.jwt_keys is not None else None
 
     @property
     def uptime_s(self) -> float:
@@ -79,12 +91,12 @@ class Runtime:
                     return claims
                 self._verified.pop(token, None)
                 raise ExpiredTokenError("the token has expired: request a new one")
-        if self.jwt_secret is None:
+        if self.jwt_keys is None:
             raise RuntimeError("no signing secret (lifespan not run)")
         settings = self.settings
         claims = verify_access_token(
             token,
-            secret=self.jwt_secret,
+            secret=self.jwt_keys,
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
         )

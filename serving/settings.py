@@ -19,8 +19,10 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from hearteye.settings import HearteyeSettings
 from hearteye_platform.deployment import refuse_placeholder_secrets
+from hearteye_platform.signin_throttle import ThrottlePolicy
 
 CommaList = Annotated[list[str], NoDecode]
+SecretList = Annotated[list[SecretStr], NoDecode]
 
 
 class ServingSettings(HearteyeSettings):
@@ -218,6 +220,13 @@ class ServingSettings(HearteyeSettings):
         description="HS256 signing secret (>= 32 bytes). Production refuses to start without a "
         "real one; development generates <home>/jwt-secret once.",
     )
+    jwt_previous_secrets: SecretList = Field(
+        default=[],
+        description="Former signing secrets, still accepted to verify tokens they signed (each "
+        "token names its key in the `kid` header). Rotate: move the current secret here, set a "
+        "new `jwt_secret`, restart; drop the old one after `session_ttl_s` (no token it signed "
+        "is still valid then). Same checks as `jwt_secret`.",
+    )
     jwt_issuer: str = Field(default="hearteye", min_length=1, description="Token `iss`.")
     jwt_audience: str = Field(default="hearteye-api", min_length=1, description="Token `aud`.")
     jwt_ttl_s: int = Field(default=3600, ge=60, le=86_400, description="Token lifetime (s).")
@@ -245,6 +254,35 @@ class ServingSettings(HearteyeSettings):
         gt=0.0,
         description="While the database is down, the last known answer about a user is used "
         "for this long.",
+    )
+    signin_account_max_failures: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Failed sign-ins of one account (unknown names included) within "
+        "`signin_window_s` that lock it for `signin_lockout_s`: every sign-in to it, the right "
+        "password included, is then refused with 429 and Retry-After before any password is "
+        "hashed. `ml users unlock NAME` clears a lock.",
+    )
+    signin_client_max_failures: int = Field(
+        default=20,
+        ge=1,
+        le=100_000,
+        description="Failed sign-ins from one client address (any account) within "
+        "`signin_window_s` that refuse its sign-ins (429) for `signin_lockout_s`.",
+    )
+    signin_window_s: float = Field(
+        default=900.0,
+        gt=0.0,
+        le=86_400.0,
+        description="The window in which failed sign-ins are counted (s).",
+    )
+    signin_lockout_s: float = Field(
+        default=900.0,
+        gt=0.0,
+        le=86_400.0,
+        description="How long a locked account or client stays locked (s). Counts are kept in "
+        "the platform database: every worker and replica sees the same.",
     )
     migrate_on_start: bool = Field(
         default=True,
@@ -309,7 +347,12 @@ class ServingSettings(HearteyeSettings):
     )
 
     @field_validator(
-        "models", "micro_batch_models", "cors_allowed_origins", "trusted_proxies", mode="before"
+        "models",
+        "micro_batch_models",
+        "cors_allowed_origins",
+        "trusted_proxies",
+        "jwt_previous_secrets",
+        mode="before",
     )
     @classmethod
     def _split(cls, value: Any) -> Any:
@@ -381,3 +424,15 @@ class ServingSettings(HearteyeSettings):
 
     def jwt_secret_value(self) -> str | None:
         return self.jwt_secret.get_secret_value() if self.jwt_secret is not None else None
+
+    def jwt_previous_secret_values(self) -> list[str]:
+        return [secret.get_secret_value() for secret in self.jwt_previous_secrets]
+
+    def signin_policy(self) -> ThrottlePolicy:
+        """The sign-in throttle's limits."""
+        return ThrottlePolicy(
+            account_max_failures=self.signin_account_max_failures,
+            client_max_failures=self.signin_client_max_failures,
+            window_s=self.signin_window_s,
+            lockout_s=self.signin_lockout_s,
+        )

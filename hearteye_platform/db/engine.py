@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, event, inspect
@@ -93,6 +95,21 @@ def _use_wal(cursor: sqlite3.Cursor) -> None:
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions bound to ``engine``; use ``with sessions.begin() as session:`` per unit of work."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work (committed on success); "cannot reach the server" becomes
+    ``DatabaseUnavailableError`` (503 for the API), other database errors pass through."""
+    try:
+        with sessions.begin() as session:
+            yield session
+    except DBAPIError as exc:
+        if is_unavailable(exc):
+            raise DatabaseUnavailableError(
+                f"platform database unavailable: {first_line(exc)}"
+            ) from exc
+        raise
 
 
 def is_unavailable(exc: BaseException) -> bool:

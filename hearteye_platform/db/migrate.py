@@ -33,6 +33,7 @@ from hearteye_platform.db.models import (
     AUDIT_TABLE,
     RECORDINGS_TABLE,
     REVOKED_TOKENS_TABLE,
+    SIGNIN_THROTTLE_TABLE,
     USERS_TABLE,
 )
 
@@ -52,6 +53,8 @@ APP_PRIVILEGES: dict[str, tuple[str, ...]] = {
     ANALYSES_TABLE: ("SELECT", "INSERT", "UPDATE", "DELETE"),
     # Sign-out inserts; expired revocations are pruned.
     REVOKED_TOKENS_TABLE: ("SELECT", "INSERT", "DELETE"),
+    # Failed sign-ins are counted, locks set and cleared; expired rows are pruned.
+    SIGNIN_THROTTLE_TABLE: ("SELECT", "INSERT", "UPDATE", "DELETE"),
     "alembic_version": ("SELECT",),
 }
 

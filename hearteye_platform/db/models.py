@@ -45,6 +45,7 @@ RECORDINGS_TABLE = "recordings"
 ANALYSES_TABLE = "analyses"
 ANALYSIS_STATUSES = ("queued", "running", "done", "failed")
 REVOKED_TOKENS_TABLE = "revoked_tokens"
+SIGNIN_THROTTLE_TABLE = "signin_throttle"
 
 
 def utcnow() -> datetime:
@@ -92,6 +93,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(255))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Raised by a password change or a disable: tokens issued under a lower one are refused.
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -193,3 +196,17 @@ class RevokedToken(Base):
     username: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins of one account (``account:NAME``) or one client (``client:ADDR``)."""
+
+    __tablename__ = SIGNIN_THROTTLE_TABLE
+    __table_args__ = (Index("ix_signin_throttle_expires_at", "expires_at"),)
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When the row stops mattering (window over and lock ended): pruned after that.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

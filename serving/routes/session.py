@@ -13,16 +13,13 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from hearteye_platform.auth_tokens import SESSION_KIND, create_access_token
-from hearteye_platform.identity import (
-    InvalidCredentialsError,
-    UserDisabledError,
-    UserInfo,
-)
+from hearteye_platform.auth_tokens import SESSION_KIND
+from hearteye_platform.identity import UserInfo
 from hearteye_platform.sessions import csrf_token
 from serving.deps import SESSION_COOKIE, Context, CurrentSession, RuntimeDep, runtime_of
 from serving.schemas import ErrorOut, SessionResponse, SessionUser, SignIn
 from serving.settings import ServingSettings
+from serving.signin import SIGN_IN_ERRORS, check_credentials, sign_token
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -48,8 +45,8 @@ def _is_tls(request: Request, settings: ServingSettings) -> bool:
     response_model=SessionResponse,
     responses={
         400: {"model": ErrorOut, "description": "A body that is not JSON"},
-        401: {"model": ErrorOut, "description": "Wrong credentials or disabled account"},
         415: {"model": ErrorOut, "description": "Not sent as application/json"},
+        **SIGN_IN_ERRORS,
     },
 )
 def sign_in(
@@ -62,25 +59,12 @@ def sign_in(
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the credentials as application/json"
         )
-    if runtime.users is None or runtime.jwt_secret is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "authentication is not ready")
-    try:
-        user = runtime.users.authenticate(body.username, body.password)
-    except (InvalidCredentialsError, UserDisabledError) as exc:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
-    ctx.username = user.username
+    user = check_credentials(runtime, ctx, body.username, body.password, bearer=False)
     settings = runtime.settings
-    token = create_access_token(
-        user.username,
-        user.role,
-        secret=runtime.jwt_secret,
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        ttl_s=settings.session_ttl_s,
-        kind=SESSION_KIND,
-    )
+    token = sign_token(runtime, user, kind=SESSION_KIND, ttl_s=settings.session_ttl_s)
     claims = runtime.verify_token(token.access_token)
     assert claims.token_id is not None
+    assert runtime.jwt_keys is not None
     response.set_cookie(
         SESSION_COOKIE,
         token.access_token,
@@ -93,7 +77,7 @@ def sign_in(
     response.headers["Cache-Control"] = "no-store"
     return SessionResponse(
         user=_session_user(user),
-        csrf_token=csrf_token(runtime.jwt_secret, claims.token_id),
+        csrf_token=csrf_token(runtime.jwt_keys.secret_for(claims.key_id), claims.token_id),
         expires_at=token.expires_at,
         via="cookie",
     )
@@ -110,11 +94,11 @@ async def who_am_i(
     principal: CurrentSession, request: Request, response: Response
 ) -> SessionResponse:
     """The signed-in user, and the session's CSRF token (the page asks after a reload)."""
-    secret = runtime_of(request).jwt_secret
-    assert secret is not None
+    keys = runtime_of(request).jwt_keys
+    assert keys is not None
     claims = principal.claims
     csrf = (
-        csrf_token(secret, claims.token_id)
+        csrf_token(keys.secret_for(claims.key_id), claims.token_id)
         if principal.via_cookie and claims.token_id is not None
         else None
     )

@@ -80,7 +80,9 @@ def platform_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Plat
     else:
         pg = request.getfixturevalue("pg_database")
         url, owner_url = pg.app_url, pg.owner_url
-        admin_execute(owner_url, "TRUNCATE users, prediction_audit RESTART IDENTITY")
+        admin_execute(
+            owner_url, "TRUNCATE users, prediction_audit, signin_throttle RESTART IDENTITY"
+        )
     engine = create_db_engine(url, pool_size=2, max_overflow=2)
     try:
         yield PlatformDb(request.param, url, owner_url, engine, create_session_factory(engine), pg)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import secrets
 import stat
@@ -23,11 +25,15 @@ from hearteye_platform.auth_tokens import (
     InvalidTokenError,
     MalformedTokenError,
     MissingTokenError,
+    SigningKeys,
     TokenError,
+    UnknownKeyError,
     UnsupportedAlgorithmError,
     check_jwt_secret,
     create_access_token,
+    key_id,
     resolve_jwt_secret,
+    resolve_signing_keys,
     verify_access_token,
 )
 from hearteye_platform.identity import Role
@@ -97,8 +103,73 @@ def test_malformed_token(token: str) -> None:
 
 def test_wrong_signature() -> None:
     forged = create_access_token("alice", "admin", ttl_s=60, **{**CHECK, "secret": OTHER_SECRET})
-    with pytest.raises(InvalidSignatureError):
+    with pytest.raises(UnknownKeyError, match="unknown key"):  # its kid names the other secret
         verify_access_token(forged.access_token, **CHECK)
+    # The same forgery claiming our key id, or no key id at all: the signature decides.
+    for headers in ({"kid": key_id(SECRET)}, {}):
+        token = jwt.encode(claims(), OTHER_SECRET, algorithm="HS256", headers=headers)
+        with pytest.raises(InvalidSignatureError):
+            verify_access_token(token, **CHECK)
+
+
+def test_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key() -> None:
+    old = create_access_token("alice", "clinician", ttl_s=600, **CHECK)
+    rotated = SigningKeys(OTHER_SECRET, (SECRET,))
+    check = {**CHECK, "secret": rotated}
+    verified = verify_access_token(old.access_token, **check)
+    assert verified.subject == "alice"
+    assert verified.key_id == key_id(SECRET)
+    assert rotated.secret_for(verified.key_id) == SECRET  # its CSRF token stays the same
+    new = create_access_token(
+        "alice", "clinician", ttl_s=600, **{**CHECK, "secret": rotated.current}
+    )
+    assert jwt.get_unverified_header(new.access_token)["kid"] == key_id(OTHER_SECRET)
+    assert verify_access_token(new.access_token, **check).key_id == rotated.current_kid
+    # Once the old secret is dropped, its tokens are refused by key id.
+    with pytest.raises(UnknownKeyError):
+        verify_access_token(old.access_token, **{**CHECK, "secret": SigningKeys(OTHER_SECRET)})
+    # A token from before key ids (no kid header) is tried with every configured key.
+    legacy = jwt.encode(claims(), SECRET, algorithm="HS256")
+    assert verify_access_token(legacy, **check).key_id == key_id(SECRET)
+
+
+def test_unknown_or_malformed_kid_is_refused() -> None:
+    for kid in ("0123456789abcdef", ""):
+        token = jwt.encode(claims(), SECRET, algorithm="HS256", headers={"kid": kid})
+        with pytest.raises(UnknownKeyError):
+            verify_access_token(token, **CHECK)
+    signing_input = f"{b64({'alg': 'HS256', 'typ': 'JWT', 'kid': 42})}.{b64(claims())}"
+    mac = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    token = f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+    with pytest.raises(MalformedTokenError, match="Key ID"):
+        verify_access_token(token, **CHECK)
+
+
+def test_key_id_reveals_nothing_obvious_and_is_stable() -> None:
+    assert key_id(SECRET) == key_id(SECRET) != key_id(OTHER_SECRET)
+    assert len(key_id(SECRET)) == 16
+    assert key_id(SECRET) not in SECRET
+
+
+def test_previous_secrets_are_checked_like_the_current_one(tmp_path: Path) -> None:
+    keys = resolve_signing_keys(SECRET, [OTHER_SECRET, SECRET], env="production", home=tmp_path)
+    assert keys == SigningKeys(SECRET, (OTHER_SECRET,))  # the current one is not repeated
+    with pytest.raises(ConfigurationError, match=r"HEARTEYE_JWT_PREVIOUS_SECRETS.*placeholder"):
+        resolve_signing_keys(
+            SECRET, ["change-me-to-64-random-hex-characters"], env="production", home=tmp_path
+        )
+    with pytest.raises(ConfigurationError, match="HEARTEYE_JWT_PREVIOUS_SECRETS is 5 bytes"):
+        resolve_signing_keys(SECRET, ["short"], env="development", home=tmp_path)
+
+
+def test_token_generation_round_trip_and_bad_values() -> None:
+    issued = create_access_token("alice", "clinician", ttl_s=60, generation=3, **CHECK)
+    assert verify_access_token(issued.access_token, **CHECK).generation == 3
+    assert verify_access_token(jwt.encode(claims(), SECRET, "HS256"), **CHECK).generation == 0
+    for bad in (-1, "1", True, 1.5):
+        token = jwt.encode(claims(gen=bad), SECRET, algorithm="HS256")
+        with pytest.raises(InvalidClaimsError, match="generation"):
+            verify_access_token(token, **CHECK)
 
 
 def test_tampered_payload() -> None:

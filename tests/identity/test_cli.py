@@ -37,16 +37,16 @@ def test_db_upgrade_and_current(isolated_state: Path) -> None:
     assert json.loads(current.stdout) == {
         "url": f"sqlite:///{(isolated_state / 'hearteye.db').resolve()}",
         "current": None,
-        "head": "0003",
+        "head": "0004",
         "up_to_date": False,
     }
     first = ml("db", "upgrade")
     assert first.exit_code == 0, first.output
-    assert first.stdout.strip() == "0003"  # data on stdout
-    assert "Upgraded empty database -> 0003" in first.stderr  # status on stderr
+    assert first.stdout.strip() == "0004"  # data on stdout
+    assert "Upgraded empty database -> 0004" in first.stderr  # status on stderr
     again = ml("db", "upgrade", "--json")
     assert json.loads(again.stdout)["applied"] is False
-    assert ml("db", "current").stdout.strip() == "0003"
+    assert ml("db", "current").stdout.strip() == "0004"
 
 
 def test_users_add_on_a_new_home_creates_the_database(isolated_state: Path) -> None:
@@ -55,7 +55,7 @@ def test_users_add_on_a_new_home_creates_the_database(isolated_state: Path) -> N
     added = ml("users", "add", "first", "--role", "admin", "--password-stdin", input=PASSWORD)
     assert added.exit_code == 0, added.output
     assert "Added admin first" in added.stderr
-    assert ml("db", "current").stdout.strip() == "0003"
+    assert ml("db", "current").stdout.strip() == "0004"
     assert ml("users", "list", "--json").exit_code == 0
 
 
@@ -66,7 +66,7 @@ def test_users_refuse_an_existing_database_at_another_revision(upgraded: Path) -
         connection.execute("UPDATE alembic_version SET version_num = '0000'")
     result = ml("users", "list")
     assert result.exit_code == 1
-    assert "is at revision 0000, this code needs 0003: run `ml db upgrade`" in result.stderr
+    assert "is at revision 0000, this code needs 0004: run `ml db upgrade`" in result.stderr
     assert "Traceback" not in result.output
     assert ml("db", "current").stdout.strip() == "0000"  # left as it was
 
@@ -201,3 +201,36 @@ def test_configuration_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> N
     assert result.exit_code == 1
     assert "not installed" in result.stderr
     assert "psycopg2" in result.stderr
+
+
+def test_unlock_clears_a_lockout(upgraded: Path) -> None:
+    from hearteye.settings import get_settings
+    from hearteye_platform.db import create_db_engine, create_session_factory, database_config
+    from hearteye_platform.signin_throttle import SignInLockedError, SignInThrottler, ThrottlePolicy
+
+    ml("users", "add", "lou", "--role", "clinician", "--password-stdin", input=PASSWORD + "\n")
+    engine = create_db_engine(database_config(get_settings()).url)
+    policy = ThrottlePolicy(
+        account_max_failures=2, client_max_failures=100, window_s=60, lockout_s=600
+    )
+    throttle = SignInThrottler(create_session_factory(engine), policy)
+    throttle.failed("lou", "10.1.1.1")
+    throttle.failed("lou", "10.1.1.1")
+    with pytest.raises(SignInLockedError):
+        throttle.check("lou", "10.1.1.1")
+    unlocked = ml("users", "unlock", "LOU")
+    assert unlocked.exit_code == 0, unlocked.output
+    assert "Unlocked lou" in unlocked.stderr
+    throttle.check("lou", "10.1.1.1")
+    again = ml("users", "unlock", "lou")
+    assert "was not locked" in again.stderr
+    missing = ml("users", "unlock", "ghost")
+    assert missing.exit_code == 1
+    assert "no user named 'ghost'" in missing.stderr
+    engine.dispose()
+
+
+def test_add_refuses_a_common_password_with_its_reason(upgraded: Path) -> None:
+    result = ml("users", "add", "mo", "--role", "admin", "--password-stdin", input="Password123!\n")
+    assert result.exit_code == 1
+    assert "commonly used passwords" in result.stderr

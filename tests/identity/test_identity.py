@@ -20,6 +20,8 @@ from hearteye_platform.identity import (
     UserInfo,
     UserStore,
     WeakPasswordError,
+    check_password,
+    common_passwords,
 )
 from tests.identity.conftest import PlatformDb
 
@@ -118,6 +120,10 @@ def test_rehash_on_login_when_parameters_change(platform_db: PlatformDb) -> None
         ("ivan", "clinician", "short", WeakPasswordError),
         ("ivan", "clinician", "x" * 2000, WeakPasswordError),
         ("ivan.the.long", "clinician", "IVAN.THE.LONG", WeakPasswordError),
+        ("ivan", "clinician", "my name is IVAN, ok", WeakPasswordError),
+        ("ivan", "clinician", "Password1234!", WeakPasswordError),
+        ("ivan", "clinician", "1q2w3e4r5t6y", WeakPasswordError),
+        ("ivan", "clinician", "zzzzzzzzzzzzzz", WeakPasswordError),
         ("", "clinician", PASSWORD, InvalidUsernameError),
         ("has space", "clinician", PASSWORD, InvalidUsernameError),
         ("x" * 65, "clinician", PASSWORD, InvalidUsernameError),
@@ -194,3 +200,35 @@ def test_unreachable_database_is_a_typed_error(fast_hasher: PasswordHasher) -> N
     with pytest.raises(DatabaseUnavailableError, match="unavailable"):
         store.authenticate("someone", PASSWORD)
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("short", "shorter than 12 characters"),
+        ("quentin-rocks-2026", "contains the username"),
+        ("Password1234!", "commonly used passwords"),
+        ("!!qwertyuiop99", "commonly used passwords"),
+        ("aaaaaaaaaaaaaaa", "one character repeated"),
+    ],
+)
+def test_password_policy_messages(password: str, message: str) -> None:
+    with pytest.raises(WeakPasswordError, match=message):
+        check_password(password, "quentin")
+
+
+def test_password_policy_accepts_a_passphrase() -> None:
+    check_password("correct horse battery", "quentin")
+    check_password("password manager made this: 8fK2", "quentin")  # contains, is not, a common one
+    assert "password" in common_passwords()
+    assert all(line == line.lower() for line in common_passwords())
+
+
+def test_password_change_and_disable_raise_the_token_generation(store: UserStore) -> None:
+    assert store.add("rita", "clinician", PASSWORD).token_generation == 0
+    assert store.set_password("rita", "a brand new passphrase").token_generation == 1
+    assert store.disable("rita").token_generation == 2
+    assert store.disable("rita").token_generation == 2  # already disabled: no change
+    assert store.enable("rita").token_generation == 2  # enabling does not revive old tokens
+    assert store.authenticate("rita", "a brand new passphrase").token_generation == 2
+    assert "token_generation" not in store.get("rita").to_dict()

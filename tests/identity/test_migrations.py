@@ -32,7 +32,7 @@ def test_migration_scripts_ship_inside_the_package() -> None:
     assert (migrations / "env.py").is_file()
     assert (migrations / "script.py.mako").is_file()
     assert any(p.name.startswith("0001_") for p in (migrations / "versions").iterdir())
-    assert head_revision() == "0003"
+    assert head_revision() == "0004"
 
 
 def test_sqlite_upgrade_is_idempotent(tmp_path: Path) -> None:
@@ -42,8 +42,8 @@ def test_sqlite_upgrade_is_idempotent(tmp_path: Path) -> None:
         check_schema(engine)
     first = upgrade_database(url)
     second = upgrade_database(url)
-    assert (first.from_revision, first.to_revision, first.applied) == (None, "0003", True)
-    assert (second.from_revision, second.applied) == ("0003", False)
+    assert (first.from_revision, first.to_revision, first.applied) == (None, "0004", True)
+    assert (second.from_revision, second.applied) == ("0004", False)
     assert current_revision(url) == head_revision()
     check_schema(engine)
     engine.dispose()

@@ -241,7 +241,8 @@ def _secret_keys_referenced(overlay: str) -> set[str]:
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     assert ref["name"].startswith("hearteye-secrets")
-                    keys.add(ref["key"])
+                    if not ref.get("optional"):  # an optional key may be absent from the Secret
+                        keys.add(ref["key"])
     return keys
 
 

@@ -175,3 +175,83 @@ def test_access_log_is_json_with_request_ids(http: httpx.Client, native_stack: N
     assert len(mine) == 1
     assert mine[0]["status"] == 200
     assert mine[0]["uri"] == "/"
+
+
+def _listening(pid: int) -> set[tuple[str, int]]:
+    """The TCP addresses a process and its descendants listen on."""
+    import psutil
+
+    found: set[tuple[str, int]] = set()
+    try:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return found
+    for process in family:
+        try:
+            connections = process.net_connections(kind="tcp")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        found |= {(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN}
+    return found
+
+
+def _outside_addresses() -> list[str]:
+    """This machine's non-loopback IPv4 addresses (what another host would connect to)."""
+    import ipaddress
+    import socket
+
+    import psutil
+
+    return [
+        a.address
+        for addresses in psutil.net_if_addrs().values()
+        for a in addresses
+        if a.family == socket.AF_INET and not ipaddress.ip_address(a.address).is_loopback
+    ]
+
+
+def test_every_service_listens_on_loopback_only(native_stack: NativeStack) -> None:
+    """SeaweedFS (S3), mlflow (and its uvicorn), Gunicorn, Prometheus and nginx itself bind
+    127.0.0.1: nothing is reachable from another host, and only nginx's port is meant for users.
+    (The stack uses the machine's PostgreSQL and starts none.)"""
+    import ipaddress
+    import socket
+
+    import stack_config
+
+    plan = stack_config.StackPlan.load(native_stack.state_dir)
+    assert plan is not None
+    listening: dict[str, set[tuple[str, int]]] = {
+        record.name: _listening(record.pid) for record in plan.processes
+    }
+    names = set(listening)
+    assert {"seaweedfs", "mlflow", "nginx"} <= names, names
+    for name, addresses in listening.items():
+        assert addresses, f"{name} listens on nothing (its pid: stale record?)"
+        for ip, port in addresses:
+            assert ipaddress.ip_address(ip).is_loopback, f"{name} listens on {ip}:{port}"
+    ports = {port for addresses in listening.values() for _, port in addresses}
+    assert plan.http_port in ports
+    assert set(plan.serving_ports) <= ports
+    assert plan.ports["mlflow"] in ports
+    # From another address of this machine (what another host reaches), every port is closed.
+    for address in _outside_addresses()[:2]:
+        for port in sorted(ports):
+            with socket.socket() as sock:
+                sock.settimeout(2)
+                assert sock.connect_ex((address, port)) != 0, f"{address}:{port} is reachable"
+
+
+def test_admin_and_mlflow_ui_need_credentials_through_nginx(
+    http: httpx.Client, native_stack: NativeStack
+) -> None:
+    """The MLflow UI asks for basic-auth credentials; /admin/ (pgAdmin, compose only, with its
+    own sign-in) serves nothing natively."""
+    ui = http.get("/mlflow/")
+    assert ui.status_code == 401
+    assert ui.headers["WWW-Authenticate"].lower().startswith("basic")
+    assert http.get("/mlflow/", auth=native_stack.admin).status_code == 200
+    admin = http.get("/admin/")
+    assert admin.status_code == 503
+    assert "pgadmin" not in admin.headers.get("set-cookie", "").lower()
