@@ -13,9 +13,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from hearteye.checksums import sha256_file
 from hearteye.errors import first_line
 from hearteye_platform.backup.errors import BackupError
-from hearteye_platform.backup.objects import INDEX, ObjectEntry, read_index, sha256_file
+from hearteye_platform.backup.objects import INDEX, ObjectEntry, read_index
 
 MANIFEST = "manifest.json"
 FORMAT = "hearteye-backup"

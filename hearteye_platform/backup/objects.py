@@ -11,14 +11,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from hearteye.errors import first_line
 from hearteye_platform.backup.errors import BackupError
 
 INDEX = "objects.jsonl"
 _CHUNK = 1024 * 1024
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,14 +47,6 @@ def _s3_errors(doing: str) -> Iterator[None]:
         raise BackupError(f"{doing}: {error.get('Code')}: {error.get('Message')}") from exc
     except BotoCoreError as exc:
         raise BackupError(f"{doing}: {first_line(exc)}") from exc
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _keys(client: Any, bucket: str) -> Iterator[str]:

@@ -203,7 +203,13 @@ def test_backup_wipe_restore_gives_back_the_same_stack(
 
     from hearteye.registry import connect, promote, rollback
     from hearteye.tracking import ensure_experiment, fluent_api_on
-    from hearteye_platform.db import create_db_engine, create_session_factory, upgrade_database
+    from hearteye_platform.db import (
+        create_db_engine,
+        create_session_factory,
+        current_revision,
+        head_revision,
+        upgrade_database,
+    )
     from hearteye_platform.identity import UserStore
 
     plan = on_stack
@@ -293,6 +299,13 @@ def test_backup_wipe_restore_gives_back_the_same_stack(
     # -- restore -------------------------------------------------------------------------------
     result = _run("restore", str(backup), "--json")
     assert result.exit_code == 0, result.output
+    # The platform schema is at head and the application role has its rights back (before any
+    # serving start-up could re-grant them).
+    assert current_revision(plan.platform_app_url) == head_revision()
+    engine = create_db_engine(plan.platform_app_url, pooled=False)
+    restored_users = UserStore(create_session_factory(engine)).list_users()
+    engine.dispose()
+    assert [u.username for u in restored_users] == ["backup-admin", "backup-clin"]
     import stack_services
 
     stack_services.start_mlflow(plan, 120.0)  # the operator starts mlflow again
@@ -306,6 +319,7 @@ def test_backup_wipe_restore_gives_back_the_same_stack(
         assert signal.status_code == 200, signal.text
         after_answer = _predict(client, _token(client, "backup-clin"))
     assert after_answer["model"] == before_answer["model"]
+    assert before_answer["beats"]
     assert after_answer["beats"] == before_answer["beats"]  # same labels, same probabilities
 
     # A second restore over the restored stack is refused without --force.
