@@ -326,6 +326,13 @@ def test_backup_wipe_restore_gives_back_the_same_stack(
     again = _run("restore", str(backup))
     assert again.exit_code == 1
     assert "refusing to restore over data" in again.output
+    # --force wipes the databases and the bucket first, then restores the same state again (the
+    # prediction made since is gone from the audit trail: it was not in the backup).
+    forced = _run("restore", str(backup), "--force", "--yes")
+    assert forced.exit_code == 0, forced.output
+    assert _registry_state() == registry_before
+    with _serving(plan, tmp_path / "serving-forced") as client:
+        assert _platform_state(client, _token(client, "backup-admin")) == platform_before
 
 
 def plan_s3(plan: Any) -> Any:
