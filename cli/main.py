@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "users": "cli.users:users",
     "serve": "cli.serve:serve",
     "webhook": "cli.webhook:webhook",
+    "backup": "cli.backup:backup",
+    "restore": "cli.backup:restore",
 }
 
 

@@ -61,6 +61,28 @@ class LocalBlobStore:
         return str(self.root)
 
 
+def s3_client(
+    endpoint_url: str | None, access_key: str | None = None, secret_key: str | None = None
+) -> Any:
+    """HeartEye's boto3 S3 client: path-style addressing (MinIO and SeaweedFS on a bare host name
+    or address), three attempts. Without a key pair, credentials are boto3's own
+    (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``, its config files)."""
+    import boto3
+    from botocore.config import Config
+
+    keys = (
+        {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
+        if access_key and secret_key
+        else {}
+    )
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+        **keys,
+    )
+
+
 class S3BlobStore:
     """Objects in an S3 bucket (MinIO, SeaweedFS, AWS); credentials as boto3 finds them
     (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``)."""
@@ -68,17 +90,7 @@ class S3BlobStore:
     def __init__(self, bucket: str, endpoint_url: str | None = None, client: Any = None) -> None:
         self.bucket = bucket
         self.endpoint_url = endpoint_url
-        if client is None:
-            import boto3
-            from botocore.config import Config
-
-            # Path-style: MinIO and SeaweedFS on a bare host name or address.
-            client = boto3.client(
-                "s3",
-                endpoint_url=endpoint_url,
-                config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
-            )
-        self.client = client
+        self.client = client if client is not None else s3_client(endpoint_url)
 
     def put_file(self, key: str, path: Path) -> None:
         if self.exists(key):
