@@ -17,8 +17,10 @@ requests whose answer the client never got (answered by a process killed before 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -29,14 +31,8 @@ from typing import Any
 from stack_config import StackPlan
 from stack_process import http_status
 
-from benchmarks.openloop import Outcome
-
-
-def plan_of(state_dir: Path) -> StackPlan:
-    plan = StackPlan.load(state_dir)
-    if plan is None:
-        raise SystemExit(f"no native stack in {state_dir}")
-    return plan
+from benchmarks.openloop import OpenLoop, OpenLoopResult, Outcome, sources
+from benchmarks.stack_target import MODEL, Target, plan_of, sign_in_status, wait_for
 
 
 def pid_of(state_dir: Path, name: str) -> int:
@@ -58,16 +54,6 @@ def children(pid: int) -> list[int]:
 
 def kill_group(pgid: int) -> None:
     os.killpg(pgid, signal.SIGKILL)
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> float:
-    """Seconds until ``check()`` holds (``inf`` when it never did within ``timeout_s``)."""
-    began = time.monotonic()
-    while time.monotonic() - began < timeout_s:
-        if check():
-            return time.monotonic() - began
-        time.sleep(interval_s)
-    return float("inf")
 
 
 def wait_restarted(
@@ -151,6 +137,7 @@ class PhaseReport:
     requests: int
     ok: int
     failed: dict[str, int]  # status ("0" = no HTTP answer) -> count
+    retried: int  # sent again after a keep-alive connection closed unanswered (openloop.py)
     failed_window_s: float  # first to last failed request's send time (0 when none failed)
     recovered_s: float  # fault to the service's health back (supervisor restart included)
     wrong_answers: int  # 200s whose content differs from the reference for the same strip
@@ -201,6 +188,7 @@ def account(
         requests=len(outcomes),
         ok=len(ok),
         failed=dict(Counter(str(o.status) for o in bad)),
+        retried=sum(1 for o in outcomes if o.retried),
         failed_window_s=round(max(failed_times) - min(failed_times), 2) if failed_times else 0.0,
         recovered_s=round(recovered_s, 2),
         wrong_answers=wrong,
@@ -228,3 +216,120 @@ def json_ready(report: PhaseReport) -> dict[str, Any]:
     if out["recovered_s"] == float("inf"):
         out["recovered_s"] = None
     return out
+
+
+def run_phase(
+    target: Target,
+    fault: str,
+    inject: Callable[[list[str]], float],
+    rate: float,
+    clients: int,
+    before_s: float,
+    after_s: float,
+) -> PhaseReport:
+    """Load, ``inject(notes)`` (returns the seconds to recovery), more load; the accounting."""
+    gen = OpenLoop("127.0.0.1", target.port, target.requests, rate, sources(clients)).start()
+    began = time.time()
+    time.sleep(before_s)
+    load_at_fault = loadavg()
+    notes: list[str] = []
+    recovered_s = inject(notes)
+    time.sleep(after_s)
+    result: OpenLoopResult = gen.stop()
+    ended = time.time()
+    ok_ids = {o.request_id for o in result.outcomes if 200 <= o.status < 300}
+    rows = settle_audit(target.plan, target.username, ok_ids, timeout_s=90.0)
+    report = account(
+        fault, result.outcomes, target.references, rows, (began - 1.0, ended + 31.0),
+        recovered_s, ended - began,
+    )  # fmt: skip
+    report.notes = [*notes, f"load average at the fault: {load_at_fault}"]
+    if errs := errors_sample(result.outcomes):
+        report.notes.append(f"client errors: {errs}")
+    print(json.dumps(json_ready(report)), file=sys.stderr)
+    return report
+
+
+# --- faults ------------------------------------------------------------------------------------
+
+
+def faults(target: Target, db_outage_s: float) -> dict[str, Callable[[list[str]], float]]:
+    state = target.state_dir
+    plan = target.plan
+    mlflow_health = f"{plan.mlflow_direct_uri}/health"
+    s3_health = f"{plan.s3_endpoint}/healthz"
+    serving_1 = f"http://127.0.0.1:{plan.serving_ports[0]}/ready"
+
+    def kill_service(name: str, health: str, whole_group: bool) -> Callable[[list[str]], float]:
+        def inject(notes: list[str]) -> float:
+            pid = pid_of(state, name)
+            t0 = time.monotonic()
+            if whole_group:
+                kill_group(pid)
+            else:
+                os.kill(pid, signal.SIGKILL)
+            back = wait_restarted(state, name, pid, health, 300)
+            notes.append(f"{name} back (restarted, healthy) after {back:.1f} s")
+            return time.monotonic() - t0
+
+        return inject
+
+    def postgres(notes: list[str]) -> float:
+        t0 = time.monotonic()
+        set_databases_reachable(plan, False)
+        time.sleep(db_outage_s / 2)
+        status = sign_in_status(target.url, target.username, "127.0.0.251")
+        time.sleep(db_outage_s / 2)
+        set_databases_reachable(plan, True)
+        notes.append(f"sign-in while the databases were down: {status}")
+        return time.monotonic() - t0
+
+    def worker(notes: list[str]) -> float:
+        master = pid_of(state, "serving-1")
+        before = children(master)
+        t0 = time.monotonic()
+        os.kill(before[0], signal.SIGKILL)
+        back = wait_for(
+            lambda: (
+                len(set(children(master)) - {before[0]}) >= len(before)
+                and http_status_ok(serving_1)
+            ),
+            120,
+        )
+        notes.append(f"killed worker {before[0]} of {before}; all workers back after {back:.1f} s")
+        return time.monotonic() - t0
+
+    def nginx_reload(notes: list[str]) -> float:
+        t0 = time.monotonic()
+        os.kill(pid_of(state, "nginx"), signal.SIGHUP)
+        wait_for(lambda: http_status_ok(f"{target.url}/"), 60)
+        return time.monotonic() - t0
+
+    def promote_rollback(notes: list[str]) -> float:
+        from hearteye.registry import connect, promote, rollback
+        from hearteye.settings import HearteyeSettings
+
+        registry = connect(HearteyeSettings())
+        t0 = time.monotonic()
+        promote(registry, MODEL, target.versions[1], force=True, reason="chaos: promote under load")
+        time.sleep(10)
+        rollback(registry, MODEL, target.versions[0], reason="chaos: roll back under load")
+        notes.append(f"v{target.versions[1]} promoted, v{target.versions[0]} restored 10 s later")
+        return time.monotonic() - t0
+
+    return {
+        "mlflow": kill_service("mlflow", mlflow_health, whole_group=True),
+        "s3": kill_service("seaweedfs", s3_health, whole_group=True),
+        "postgres": postgres,
+        "worker": worker,
+        "master": kill_service("serving-1", serving_1, whole_group=False),
+        "nginx-reload": nginx_reload,
+        "nginx-restart": kill_service("nginx", f"{target.url}/", whole_group=False),
+        "promote-rollback": promote_rollback,
+    }
+
+
+def http_status_ok(url: str) -> bool:
+    from stack_process import http_status
+
+    return http_status(url) == 200

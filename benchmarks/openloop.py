@@ -42,6 +42,7 @@ class Outcome:
     digest: str  # of the answer's content; "" without a 200
     version: str  # the model version that answered; "" without one
     error: str = ""
+    retried: bool = False  # sent again on a new connection (see _Client.request)
 
 
 @dataclass
@@ -64,24 +65,52 @@ class _Client:
         self.host, self.port, self.source = host, port, source
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
-    async def request(self, payload: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
-        if self.idle:
-            reader, writer = self.idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(
-                self.host, self.port, local_addr=(self.source, 0)
-            )
+    async def request(self, payload: bytes) -> tuple[int, dict[bytes, bytes], bytes, bool]:
+        """Status, headers, body, and whether the request was sent again: as browsers do, a
+        request on a reused keep-alive connection that the server closed before any byte of an
+        answer (nginx closing idle connections at a reload) is sent once more, on a new one."""
+        reused = bool(self.idle)
+        reader, writer = self.idle.pop() if reused else await self._connect()
+        try:
+            writer.write(payload)
+            status, headers, body = await read_response_with_headers(reader)
+        except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as exc:
+            writer.close()
+            nothing = not isinstance(exc, asyncio.IncompleteReadError) or not exc.partial
+            if not (reused and nothing):
+                raise
+            status, headers, body = await self._once(payload)
+            return status, headers, body, True
+        except BaseException:
+            writer.close()
+            raise
+        self._keep(reader, writer, headers)
+        return status, headers, body, False
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(self.host, self.port, local_addr=(self.source, 0))
+
+    async def _once(self, payload: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+        reader, writer = await self._connect()
         try:
             writer.write(payload)
             status, headers, body = await read_response_with_headers(reader)
         except BaseException:
             writer.close()
             raise
+        self._keep(reader, writer, headers)
+        return status, headers, body
+
+    def _keep(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        headers: dict[bytes, bytes],
+    ) -> None:
         if headers.get(b"connection", b"").lower() == b"close":
             writer.close()
         else:
             self.idle.append((reader, writer))
-        return status, headers, body
 
 
 async def _one(
@@ -89,9 +118,9 @@ async def _one(
 ) -> None:
     sent = time.time()
     t0 = time.perf_counter()
-    status, headers, body, error = 0, {}, b"", ""
+    status, headers, body, error, retried = 0, {}, b"", "", False
     try:
-        status, headers, body = await asyncio.wait_for(client.request(payload), timeout_s)
+        status, headers, body, retried = await asyncio.wait_for(client.request(payload), timeout_s)
     except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
         error = f"{type(exc).__name__}: {exc}"[:160]
     latency = time.perf_counter() - t0
@@ -108,6 +137,7 @@ async def _one(
             digest=answer_digest(body) if status == 200 else "",
             version=version.group(1).decode() if version else "",
             error=error,
+            retried=retried,
         )
     )
 
@@ -194,3 +224,36 @@ class OpenLoop:
     @property
     def pid(self) -> int | None:
         return self._process.pid
+
+
+async def _closed(
+    host: str, port: int, requests: list[bytes], addresses: list[str], seconds: float
+) -> list[tuple[float, int]]:
+    done: list[tuple[float, int]] = []
+    stop_at = time.perf_counter() + seconds
+
+    async def loop(client: _Client, k: int) -> None:
+        while time.perf_counter() < stop_at:
+            try:
+                status, _, _, _ = await client.request(requests[k % len(requests)])
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                status = 0
+            done.append((time.perf_counter(), status))
+            k += 1
+
+    await asyncio.gather(*(loop(_Client(host, port, a), k) for k, a in enumerate(addresses)))
+    return done
+
+
+def closed_loop_rps(
+    host: str, port: int, requests: list[bytes], addresses: list[str], seconds: float
+) -> float:
+    """2xx answers per second with one connection per address, each sending its next request as
+    soon as the previous one is answered (the maximum an open loop is then set against). Keep
+    ``len(addresses)`` above the expected maximum / 50 so that nginx's per-address limit is not
+    what is measured."""
+    import uvloop
+
+    done = uvloop.run(_closed(host, port, requests, addresses, seconds))
+    ok = [t for t, status in done if 200 <= status < 300]
+    return len(ok) / seconds

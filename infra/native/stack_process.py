@@ -69,6 +69,7 @@ def start(
     _CHILDREN[proc.pid] = proc
     start_time = proc_start_time(proc.pid)
     if start_time is None:
+        _CHILDREN.pop(proc.pid).wait()
         raise StackError(f"{name} exited immediately", log)
     return ProcessRecord(name, proc.pid, start_time, str(log), command, dict(env), str(cwd))
 

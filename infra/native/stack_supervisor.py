@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stack_config import ProcessRecord, StackPlan
-from stack_process import is_alive, proc_start_time, reap, restart, stop_group
+from stack_process import StackError, is_alive, proc_start_time, reap, restart, stop_group
 
 NAME = "supervisor"
 FIRST_DELAY_S = 0.1
@@ -56,8 +56,6 @@ class Supervisor:
             out.write(line)
 
     def run(self) -> None:
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
         self.say("supervising (restart: unless-stopped)")
         while not self.stopping:
             plan = StackPlan.load(self.state_dir)
@@ -71,7 +69,7 @@ class Supervisor:
             time.sleep(POLL_S)
         self.say("stopped")
 
-    def _stop(self, _signum: int, _frame: object) -> None:
+    def stop(self, _signum: int = 0, _frame: object = None) -> None:
         self.stopping = True
 
     def _watch(self, plan: StackPlan, index: int, record: ProcessRecord) -> None:
@@ -88,15 +86,22 @@ class Supervisor:
             if self.stopping:
                 return
             time.sleep(min(POLL_S, state.delay_s))
-        again = restart(record)
+        waited = state.delay_s
+        state.started = time.monotonic()
+        state.delay_s = min(state.delay_s * 2, MAX_DELAY_S)
+        try:
+            again = restart(record)
+        except (StackError, OSError) as exc:  # exited at once: retried after the next back-off
+            record.restarts += 1
+            plan.save()
+            self.say(f"restart #{record.restarts} of {record.name} failed: {exc}")
+            return
         plan.processes[index] = again
         plan.save()
         self.say(
             f"restarted {record.name}: pid {again.pid}, restart #{again.restarts}, "
-            f"after a {state.delay_s:.1f} s back-off"
+            f"after a {waited:.1f} s back-off"
         )
-        state.started = time.monotonic()
-        state.delay_s = min(state.delay_s * 2, MAX_DELAY_S)
 
 
 def start_supervisor(plan: StackPlan, env: dict[str, str]) -> ProcessRecord:
@@ -118,5 +123,12 @@ def stop_supervisor(plan: StackPlan, timeout_s: float = 30.0) -> None:
             reap(record.pid)
 
 
+def main(state_dir: Path) -> None:
+    supervisor = Supervisor(state_dir)
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    supervisor.run()
+
+
 if __name__ == "__main__":
-    Supervisor(Path(sys.argv[1])).run()
+    main(Path(sys.argv[1]))
