@@ -16,26 +16,13 @@ import pytest
 from stack_config import StackPlan
 from stack_process import http_status, is_alive, proc_start_time
 
+from benchmarks.faults import children
 from tests.integration.native_stack import NativeStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 #: Restarting mlflow server or a Gunicorn master takes a minute on a busy 2-core host.
 BACK_WITHIN_S = 300.0
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                out.append(int(entry))
-    return out
 
 
 def test_every_supervised_service_comes_back_after_kill_9(native_stack: NativeStack) -> None:
@@ -55,7 +42,7 @@ def test_every_supervised_service_comes_back_after_kill_9(native_stack: NativeSt
     victims = {p.name: p for p in plan.processes if p.supervised and p.name in health}
     assert {"seaweedfs", "mlflow", "nginx"} <= victims.keys()
     assert not [p.name for p in plan.processes if p.supervised and p.name not in health]
-    uvicorn = _children(victims["mlflow"].pid)
+    uvicorn = children(victims["mlflow"].pid)
     assert uvicorn, "mlflow server runs its uvicorn as a child"
     for record in victims.values():
         os.kill(record.pid, signal.SIGKILL)
