@@ -197,7 +197,8 @@ def main() -> None:
             samples.append(sample(state, instances))
             time.sleep(args.sample_s)
         samples.append(sample(state, instances))
-        outcomes = gen.stop().outcomes
+        # Requests sent in the moment between the last sample and the stop: no whole minute.
+        outcomes = [o for o in gen.stop().outcomes if o.sent < began + args.minutes * 60]
         table = per_minute(outcomes, samples, began)
         out |= {
             "requests": len(outcomes),
