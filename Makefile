@@ -79,6 +79,17 @@ bench-recordings: install ## Benchmark: analysing a 30-min and a 24-h recording 
 bench-promotion: install ## Benchmark: promote -> every worker (webhooks), registry load at rest (~3 min)
 	$(PY) benchmarks/bench_promotion.py
 
+.PHONY: chaos
+chaos: install ## Faults under load on a fresh native stack, through nginx (docs/reliability.md, ~10 min)
+	bash scripts/ensure-system.sh nginx postgresql
+	$(PY) benchmarks/chaos.py
+
+SOAK_MINUTES ?= 30
+.PHONY: soak
+soak: install ## Soak: SOAK_MINUTES (30) at 80 % of the maximum through nginx (docs/reliability.md)
+	bash scripts/ensure-system.sh nginx postgresql
+	$(PY) benchmarks/soak.py --minutes $(SOAK_MINUTES)
+
 # The native stack (infra/native/hearteye_stack.py): the compose topology on 127.0.0.1, no engine.
 # HEARTEYE_HTTP_PORT picks nginx's port (8080); state, logs and stack.env go to HEARTEYE_STACK_DIR.
 .PHONY: stack-up

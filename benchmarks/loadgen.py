@@ -68,31 +68,35 @@ def render_post(host: str, path: str, body: bytes, headers: dict[str, str] | Non
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    status, _, body = await read_response_with_headers(reader)
+    return status, body
+
+
+async def read_response_with_headers(
+    reader: asyncio.StreamReader,
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    """Status, headers (lower-case names) and body of one response."""
     head = await reader.readuntil(b"\r\n\r\n")
     status_line, _, header_block = head.partition(b"\r\n")
     status = int(status_line.split(b" ", 2)[1])
-    length = None
-    chunked = False
+    headers: dict[bytes, bytes] = {}
     for line in header_block.split(b"\r\n"):
         name, _, value = line.partition(b":")
-        lname = name.strip().lower()
-        if lname == b"content-length":
-            length = int(value.strip())
-        elif lname == b"transfer-encoding" and b"chunked" in value.lower():
-            chunked = True
+        headers[name.strip().lower()] = value.strip()
+    length = headers.get(b"content-length")
     if length is not None:
-        return status, await reader.readexactly(length)
-    if chunked:
+        return status, headers, await reader.readexactly(int(length))
+    if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
         parts = []
         while True:
             size = int((await reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
             if size == 0:
                 await reader.readuntil(b"\r\n")
-                return status, b"".join(parts)
+                return status, headers, b"".join(parts)
             parts.append(await reader.readexactly(size))
             await reader.readexactly(2)
-    return status, b""
+    return status, headers, b""
 
 
 async def _connection(
@@ -115,7 +119,7 @@ async def _connection(
             writer.write(requests[i % len(requests)])
             i += 1
             try:
-                status, body = await _read_response(reader)
+                status, body = await read_response(reader)
             except (asyncio.IncompleteReadError, ConnectionError) as exc:
                 if time.perf_counter() >= warmup_end:
                     result.errors.append(f"{type(exc).__name__}: {exc}"[:200])

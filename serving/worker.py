@@ -11,6 +11,16 @@ Under Gunicorn it does not: Gunicorn's TCP listener sets TCP_NODELAY itself and 
 every accepted socket; uvloop (our default loop) also sets it per connection. This class sets it
 on the listeners once more so that no combination loses it (``--bind fd://N`` sockets handed over
 by systemd, the asyncio loop, a future Gunicorn). docs/benchmarks.md has the measurements.
+
+A second trap, with ``reuse_port`` (each worker its own SO_REUSEPORT listener): Gunicorn creates
+a worker's listener right after the fork, before the worker imports the app and loads its
+models, and the kernel at once hashes a share of the new connections to it. A worker that
+replaces a crashed one (or one recycled, or every worker of a restarted master) leaves those
+connections waiting in its backlog until it is ready: measured by ``make chaos`` on a busy host,
+a request through nginx waited 30 s there (a 499) while its sibling was idle. So this class
+swaps each such listener for one bound but not listening: the event loop calls ``listen()`` when
+uvicorn starts serving, after the app's start-up, and until then the kernel gives the connections
+to the listeners of the workers that are ready.
 """
 
 from __future__ import annotations
@@ -66,6 +76,27 @@ class HeartEyeUvicornWorker(UvicornWorker):
         super().__init__(*args, **kwargs)
 
     def init_process(self) -> None:
+        if self.cfg.reuse_port:
+            for listener in self.sockets:
+                listen_when_ready(listener)
         for listener in self.sockets:
             enable_nodelay(getattr(listener, "sock", listener))
         super().init_process()
+
+
+def listen_when_ready(listener: Any) -> bool:
+    """Replace the socket of one of Gunicorn's per-worker SO_REUSEPORT listeners with a socket
+    bound to the same address that does not listen yet (asyncio and uvloop call ``listen()`` in
+    ``create_server``). False for a listener that is not TCP."""
+    old = listener.sock
+    if old.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    fresh = socket.socket(old.family, socket.SOCK_STREAM)
+    fresh.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    fresh.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    fresh.bind(old.getsockname())
+    fresh.setblocking(False)
+    fresh.set_inheritable(True)
+    listener.sock = fresh
+    old.close()  # what the kernel queued on it in these microseconds is refused: nginx retries
+    return True

@@ -12,9 +12,12 @@ NOTHING RETURNING`` statement executed for many rows. A transaction costs ~1 ms 
 its size (connection check-out, begin, commit), so under load the linger turns one transaction
 per request into one per ~50 ms.
 
-Window of loss: records submitted but not yet inserted or spooled (normally the linger plus a few
-milliseconds) live only in memory; ``close()`` at shutdown drains them. A full queue spools in the
-caller's thread rather than drop anything.
+Window of loss: none for a crash of the process. ``submit()`` first appends the record to this
+process's journal (``hearteye_platform.audit.journal``: one unsynced ``write()``), which outlives
+a kill -9; the journal of a dead process is spooled by the next writer that starts or replays.
+A power loss can still take what is neither inserted nor spooled (the linger plus a few
+milliseconds). ``close()`` at shutdown drains the queue. A full queue spools in the caller's
+thread rather than drop anything.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+from hearteye_platform.audit.journal import Journal
 from hearteye_platform.audit.record import AuditRecord
 from hearteye_platform.audit.spool import Spool, SpoolCorruptError
 from hearteye_platform.db.engine import is_unavailable
@@ -76,6 +80,7 @@ class AuditWriter:
     ) -> None:
         self._engine = engine
         self.spool = Spool(spool_dir)
+        self.journal = Journal(spool_dir / "journal")
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._linger_s = linger_s
@@ -104,6 +109,7 @@ class AuditWriter:
     def start(self) -> None:
         """Prepare the spool (recovering crashed writes) and start the background thread."""
         self.spool.prepare()
+        self._adopt_orphans()
         self._spool_files = self.spool.count()
         if self._spool_files:
             logger.warning("%d audit records wait in %s", self._spool_files, self.spool.directory)
@@ -114,8 +120,13 @@ class AuditWriter:
     def submit(self, record: AuditRecord) -> None:
         """Hand over one record; returns at once and never raises for database trouble."""
         self._count("submitted")
+        try:
+            self.journal.append(record)
+        except OSError:  # the queue and the spool still hold it; only a crash would lose it now
+            logger.exception("cannot journal audit record %s", record.request_id)
         if self._closed:
             self._spool_records([record])
+            self.journal.settle([record])
             return
         self._settle(-1)
         try:
@@ -124,6 +135,7 @@ class AuditWriter:
             self._settle(1)
             logger.warning("audit queue full: spooling %s in the request thread", record.request_id)
             self._spool_records([record])
+            self.journal.settle([record])
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Write everything queued and try to replay the whole spool now (ignoring back-off).
@@ -152,6 +164,8 @@ class AuditWriter:
             self._thread.join(timeout_s)
         atexit.unregister(self.close)
         self.flush(timeout_s)
+        if self._pending() == 0:
+            self.journal.close()
 
     def stats(self) -> AuditWriterStats:
         with self._counts:
@@ -193,6 +207,7 @@ class AuditWriter:
                     if batch:
                         self._store(batch)
                     if time.monotonic() >= self._next_replay:
+                        self._adopt_orphans()
                         self._replay(force=False, deadline=time.monotonic() + 1.0)
                 except Exception:  # the thread must outlive any surprise; records are spooled
                     logger.exception("audit writer cycle failed")
@@ -210,16 +225,29 @@ class AuditWriter:
         try:
             if time.monotonic() < self._retry_at:  # known down: don't wait on connect timeouts
                 self._spool_records(batch)
+                self.journal.settle(batch)
                 return
             try:
                 self._insert(batch)
             except Exception as exc:
                 self._spool_records(batch)
+                self.journal.settle(batch)
                 self._failed(exc)
                 return
+            self.journal.settle(batch)
             self._succeeded()
         finally:
             self._settle(len(batch))
+
+    def _adopt_orphans(self) -> None:
+        """Spool the journal of every process that died with records unsettled."""
+        for path, fd, records in self.journal.orphans():
+            self._spool_records(records)
+            self.journal.release(path, fd)
+            if records:
+                logger.warning(
+                    "spooled %d audit records from %s (its process died)", len(records), path.name
+                )
 
     def _spool_records(self, records: Sequence[AuditRecord]) -> None:
         try:

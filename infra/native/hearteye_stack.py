@@ -13,7 +13,9 @@ worker when a production alias moves (`ml webhook register`), and Prometheus on 
 Debian's `prometheus` is installed (stack_monitoring.py). State, logs and data live in HEARTEYE_STACK_DIR
 (default ./.stack); `stack.env` there holds the URLs and credentials. Every prerequisite (nginx,
 weed, gunicorn, PostgreSQL, nginx's port) is checked before anything starts, and a missing one is
-named with the one command that provides it (stack_preflight.py).
+named with the one command that provides it (stack_preflight.py). Once everything is up, a
+supervisor (stack_supervisor.py) restarts any service that dies, as compose's
+`restart: unless-stopped` does; `status` shows each service's restarts.
 
 The pytest fixture in tests/integration/conftest.py drives the same functions (``up``/``down``).
 """
@@ -31,6 +33,7 @@ import stack_monitoring
 import stack_nginx
 import stack_preflight
 import stack_services
+import stack_supervisor
 from stack_config import StackPlan, StackSettings, make_plan, settings_from_env
 from stack_process import StackError, http_status, is_alive, log_tail, stop_all
 
@@ -87,6 +90,9 @@ def up(settings: StackSettings, quiet: bool = False) -> StackPlan:
             down(state, quiet=True)
             raise
         say(f"{name}: ready in {time.monotonic() - t0:.1f} s")
+    supervisor = stack_supervisor.start_supervisor(plan, stack_services.base_env(plan))
+    plan.processes.append(supervisor)
+    plan.save()
     env_file = plan.write_env()
     say(f"HeartEye stack {plan.name} up in {time.monotonic() - began:.1f} s")
     say(f"  {plan.url}/          landing page")
@@ -109,6 +115,10 @@ def down(state_dir: Path, quiet: bool = False) -> bool:
     if plan is None:
         say(f"no stack in {state_dir}")
         return False
+    # The supervisor first, so that it restarts nothing stopped here; it may have restarted
+    # services since the plan was read: read it again.
+    stack_supervisor.stop_supervisor(plan)
+    plan = StackPlan.load(state_dir) or plan
     for record in stop_all(list(reversed(plan.processes))):
         say(f"stopped {record.name} (pid {record.pid})")
     plan.processes = []
@@ -131,7 +141,16 @@ def status(state_dir: Path) -> dict[str, object]:
     plan = StackPlan.load(state_dir)
     if plan is None:
         return {"state_dir": str(state_dir), "running": False, "services": {}}
-    services = {p.name: {"pid": p.pid, "alive": is_alive(p), "log": p.log} for p in plan.processes}
+    services = {
+        p.name: {
+            "pid": p.pid,
+            "alive": is_alive(p),
+            "restarts": p.restarts,
+            "last_restart": p.last_restart,
+            "log": p.log,
+        }
+        for p in plan.processes
+    }
     return {
         "state_dir": plan.state_dir,
         "name": plan.name,
@@ -198,7 +217,10 @@ def _print_status(report: dict[str, object]) -> None:
     assert isinstance(services, dict)
     for name, info in services.items():
         state = "running" if info["alive"] else "DEAD"
-        print(f"  {name:<10} pid {info['pid']:<8} {state:<8} {info['log']}")
+        restarts = f"restarts {info['restarts']}" + (
+            f" (last {info['last_restart']})" if info["last_restart"] else ""
+        )
+        print(f"  {name:<14} pid {info['pid']:<8} {state:<8} {restarts:<34} {info['log']}")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,13 @@ class ProcessRecord:
     start_time: int
     log: str
     command: list[str]
+    #: What the supervisor restarts it with (stack.json is 0600: the env holds credentials).
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str = ""
+    #: Restarted by the supervisor (``restart: unless-stopped``), not a one-shot step.
+    supervised: bool = True
+    restarts: int = 0
+    last_restart: str | None = None
 
 
 @dataclass

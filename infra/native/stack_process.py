@@ -69,8 +69,54 @@ def start(
     _CHILDREN[proc.pid] = proc
     start_time = proc_start_time(proc.pid)
     if start_time is None:
+        _CHILDREN.pop(proc.pid).wait()
         raise StackError(f"{name} exited immediately", log)
-    return ProcessRecord(name, proc.pid, start_time, str(log), command)
+    return ProcessRecord(name, proc.pid, start_time, str(log), command, dict(env), str(cwd))
+
+
+def restart(record: ProcessRecord) -> ProcessRecord:
+    """Start ``record``'s command again (same log, environment and directory)."""
+    again = start(record.name, record.command, Path(record.log), record.env, Path(record.cwd))
+    again.supervised = record.supervised
+    again.restarts = record.restarts + 1
+    again.last_restart = time.strftime("%Y-%m-%dT%H:%M:%S")
+    return again
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group ``pgid``, from /proc.
+
+    A leader killed with SIGKILL leaves its children running in the group: mlflow server's
+    uvicorn, gunicorn's workers, nginx's workers keep the port and keep answering. A zombie
+    leader (exited, not yet reaped by its parent) still makes ``killpg(pgid, 0)`` succeed, so
+    membership is read here instead.
+    """
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:  # state, ppid, pgrp
+            members.append(int(entry.name))
+    return members
+
+
+def stop_group(pgid: int, grace_s: float) -> None:
+    """SIGTERM the live members of a group (a graceful stop: in-flight requests finish), SIGKILL
+    what is left after ``grace_s``, and return once none is left."""
+    if not group_members(pgid):
+        return
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    while group_members(pgid):
+        _signal_group(pgid, signal.SIGKILL)
+        time.sleep(0.05)
 
 
 def stop_all(records: list[ProcessRecord], timeout_s: float = 15.0) -> list[ProcessRecord]:
@@ -78,25 +124,26 @@ def stop_all(records: list[ProcessRecord], timeout_s: float = 15.0) -> list[Proc
     SIGKILL what is left after ``timeout_s``. Returns the records that were running."""
     running = []
     for record in records:
-        if is_alive(record):
+        # A dead leader's children may still serve (its group): they are stopped too.
+        if is_alive(record) or group_members(record.pid):
             running.append(record)
             _signal_group(record.pid, signal.SIGTERM)
         else:
-            _reap(record.pid)
+            reap(record.pid)
     pending = list(running)
     deadline = time.monotonic() + timeout_s
     while pending and time.monotonic() < deadline:
         for record in list(pending):
-            _reap(record.pid)
-            if not is_alive(record) and not _group_alive(record.pid):
+            reap(record.pid)
+            if not is_alive(record) and not group_members(record.pid):
                 pending.remove(record)
         time.sleep(0.1)
     for record in pending:
         _signal_group(record.pid, signal.SIGKILL)
     for _ in range(50):
         for record in list(pending):
-            _reap(record.pid)
-            if not is_alive(record):
+            reap(record.pid)
+            if not is_alive(record) and not group_members(record.pid):
                 pending.remove(record)
         if not pending:
             break
@@ -109,17 +156,7 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _reap(pid: int) -> None:
+def reap(pid: int) -> None:
     """Collect the exit status when the process is our child (in-process use, e.g. pytest)."""
     proc = _CHILDREN.get(pid)
     if proc is not None:
@@ -155,7 +192,7 @@ def wait_until(
         if check():
             return time.monotonic() - started
         if record is not None and not is_alive(record):
-            _reap(record.pid)
+            reap(record.pid)
             raise StackError(f"{name} exited before it became healthy", Path(record.log))
         if time.monotonic() - started > timeout_s:
             log = Path(record.log) if record is not None else None
