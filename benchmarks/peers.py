@@ -38,8 +38,6 @@ MLSERVER_PINS = ("mlserver==1.7.1", "mlserver-mlflow==1.7.1", "uvloop==0.21.0", 
 #: comes first (MLServer's docs: both found by experimentation; it is off by default).
 BATCH_SETTINGS = {"max_batch_size": 16, "max_batch_time": 0.005}
 ROUTES = ("invocations", "v2")
-_LABELS = re.compile(rb'"label":\s*"(\w)"')
-_V2_LABELS = re.compile(rb'"name":\s*"label"[^]]*?"data":\s*\[([^]]*)\]')
 
 
 @dataclass(frozen=True)
@@ -133,9 +131,11 @@ def route_path(route: str, model: str) -> str:
 
 def labels(answer: bytes) -> str:
     """The beats' labels in an answer of any of the three servers, as one string."""
-    if m := _V2_LABELS.search(answer):
-        return "".join(re.findall(r"\w", m.group(1).decode()))
-    return b"".join(_LABELS.findall(answer)).decode()
+    data = json.loads(answer)
+    if "outputs" in data:  # V2 infer
+        return "".join(next(o["data"] for o in data["outputs"] if o["name"] == "label"))
+    beats = data["predictions"] if "predictions" in data else data["beats"]
+    return "".join(beat["label"] for beat in beats)
 
 
 class Peers:
