@@ -68,7 +68,8 @@ demo-stop: install ## Stop the API that `make demo` left running
 	$(PY) scripts/demo.py stop
 
 .PHONY: bench
-bench: install ## Benchmarks: the API vs `mlflow models serve` (docs/benchmarks.md, ~10 min)
+bench: install ## Benchmarks: the API vs `mlflow models serve` and MLServer, wrk check (docs/benchmarks.md, ~30 min)
+	bash scripts/ensure-system.sh wrk
 	$(PY) benchmarks/bench_serving.py
 
 .PHONY: bench-recordings

@@ -54,7 +54,7 @@ def main() -> None:
     bench = Bench(args.home.resolve(), args.mitdb, 1.0, 0.0)
     bench.prepare([args.model])
     home = bench.home / "asgi-cost"
-    env = bench._env(
+    env = bench.server_env(
         HEARTEYE_HOME=str(home),
         HEARTEYE_MODELS=args.model,
         HEARTEYE_DEFAULT_MODEL=args.model,

@@ -145,7 +145,7 @@ class Bench:
 
     # -- servers -----------------------------------------------------------------------------
 
-    def _env(self, **extra: str) -> dict[str, str]:
+    def server_env(self, **extra: str) -> dict[str, str]:
         env = {
             k: v
             for k, v in os.environ.items()
@@ -164,7 +164,7 @@ class Bench:
     def ours(
         self, model: str, workers: int, worker_class: str | None = None, **env: str
     ) -> Iterator[int]:
-        port = _free_port()
+        port = free_port()
         home = self.home / f"serving-{port}"
         command = [
             str(REPO / ".venv" / "bin" / "gunicorn"),
@@ -173,34 +173,36 @@ class Bench:
         ]  # fmt: skip
         if worker_class:
             command += ["--worker-class", worker_class]
-        environment = self._env(
+        environment = self.server_env(
             HEARTEYE_HOME=str(home),
             HEARTEYE_MODELS=model,
             HEARTEYE_DEFAULT_MODEL=model,
             **env,
         )
-        with _server([*command, "serving.app:create_app()"], environment, self.logs, port) as p:
+        with server_process(
+            [*command, "serving.app:create_app()"], environment, self.logs, port
+        ) as p:
             wait_http(f"http://127.0.0.1:{port}/ready", p)
             self.server_group = p.pid
             yield port
 
     @contextlib.contextmanager
     def mlflow(self, model: str, workers: int) -> Iterator[int]:
-        port = _free_port()
+        port = free_port()
         version = self.versions[model][0]
         command = [
             str(REPO / ".venv" / "bin" / "mlflow"), "models", "serve",
             "-m", f"models:/{model}/{version}", "--env-manager", "local",
             "--host", "127.0.0.1", "-p", str(port), "-w", str(workers),
         ]  # fmt: skip
-        with _server(command, self._env(), self.logs, port) as p:
+        with server_process(command, self.server_env(), self.logs, port) as p:
             wait_http(f"http://127.0.0.1:{port}/ping", p)
             # Its model loads the shipped preprocessing, whose numba kernels compile (first time,
             # into the model's code folder) or load from that cache on the first prediction:
             # answered predictions first, as ours answers a smoke prediction before /ready.
             body = json.dumps({"inputs": {"signal": self.strips[0].tolist(), "fs": 360.0}})
             with ThreadPoolExecutor(2 * workers) as pool:
-                list(pool.map(lambda _: _post(port, "/invocations", body), range(4 * workers)))
+                list(pool.map(lambda _: post_json(port, "/invocations", body), range(4 * workers)))
             self.server_group = p.pid
             yield port
 
@@ -229,9 +231,18 @@ class Bench:
         ]
 
     def load(
-        self, part: str, server: str, model: str, workers: int, port: int, concurrency: int
+        self,
+        part: str,
+        server: str,
+        model: str,
+        workers: int,
+        port: int,
+        concurrency: int,
+        requests: list[bytes] | None = None,
     ) -> Row:
-        requests = self._mlflow_requests() if server == "mlflow" else self._ours_requests(model)
+        """Closed-loop load on ``port``: ours or mlflow's requests by ``server``, else ``requests``."""
+        if requests is None:
+            requests = self._mlflow_requests() if server == "mlflow" else self._ours_requests(model)
         group = self.server_group
         marks: list[float] = []
 
@@ -375,7 +386,8 @@ class Bench:
 
 
 @contextlib.contextmanager
-def _server(command: list[str], env: dict[str, str], logs: Path, port: int) -> Iterator[Any]:
+def server_process(command: list[str], env: dict[str, str], logs: Path, port: int) -> Iterator[Any]:
+    """Run ``command`` in a session of its own (log under ``logs``); stop its group on exit."""
     log = (logs / f"{Path(command[0]).name}-{port}.log").open("wb")
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -393,7 +405,7 @@ def _server(command: list[str], env: dict[str, str], logs: Path, port: int) -> I
         log.close()
 
 
-def wait_http(url: str, process: Any, timeout_s: float = 180.0) -> None:
+def wait_http(url: str, process: Any, timeout_s: float = 600.0) -> None:
     """Wait until ``url`` answers 200; SystemExit when ``process`` exits or time runs out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -409,14 +421,15 @@ def wait_http(url: str, process: Any, timeout_s: float = 180.0) -> None:
     raise SystemExit(f"{url} not ready after {timeout_s:.0f} s")
 
 
-def _post(port: int, path: str, body: str, timeout_s: float = 300.0) -> None:
+def post_json(port: int, path: str, body: str, timeout_s: float = 300.0) -> bytes:
+    """POST a JSON body to the loopback server on ``port``; the answer's body."""
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}{path}",
         data=body.encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - loopback
-        response.read()
+        return bytes(response.read())
 
 
 def _group_cpu_s(pgid: int) -> float:
@@ -433,7 +446,7 @@ def _group_cpu_s(pgid: int) -> float:
     return total / ticks
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -6,6 +6,8 @@
 #   prometheus   Debian's prometheus and promtool (the native stack's Prometheus; the alert rules'
 #                tests in tests/infra)
 #   postgresql   a running PostgreSQL on 127.0.0.1:5432 (the native stack, tests/identity)
+#   wrk          Debian's wrk (the serving benchmark's independent load generator; not a default:
+#                `make bench-wrk` asks for it)
 #   scripts/ensure-system.sh nginx prometheus postgresql    # what `make stack-up` needs
 set -euo pipefail
 
@@ -13,7 +15,7 @@ components=("$@")
 [ ${#components[@]} -gt 0 ] || components=(nginx chromium prometheus postgresql)
 wants() { [[ " ${components[*]} " == *" $1 "* ]]; }
 for c in "${components[@]}"; do
-  case "$c" in nginx|chromium|prometheus|postgresql) ;; *) echo "unknown component: $c" >&2; exit 2 ;; esac
+  case "$c" in nginx|chromium|prometheus|postgresql|wrk) ;; *) echo "unknown component: $c" >&2; exit 2 ;; esac
 done
 
 need=()
@@ -25,6 +27,9 @@ if wants chromium; then
 fi
 if wants prometheus; then
   command -v promtool >/dev/null 2>&1 || [ -x /usr/bin/promtool ] || need+=(prometheus)
+fi
+if wants wrk; then
+  command -v wrk >/dev/null 2>&1 || need+=(wrk)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
