@@ -228,8 +228,10 @@ def run_phase(
     after_s: float,
 ) -> PhaseReport:
     """Load, ``inject(notes)`` (returns the seconds to recovery), more load; the accounting."""
-    gen = OpenLoop("127.0.0.1", target.port, target.requests, rate, sources(clients)).start()
+    # Before the first request: a record stamped earlier (the references, an earlier phase's
+    # tail) is not this phase's. Same host, same clock.
     began = time.time()
+    gen = OpenLoop("127.0.0.1", target.port, target.requests, rate, sources(clients)).start()
     time.sleep(before_s)
     load_at_fault = loadavg()
     notes: list[str] = []
@@ -240,7 +242,7 @@ def run_phase(
     ok_ids = {o.request_id for o in result.outcomes if 200 <= o.status < 300}
     rows = settle_audit(target.plan, target.username, ok_ids, timeout_s=90.0)
     report = account(
-        fault, result.outcomes, target.references, rows, (began - 1.0, ended + 31.0),
+        fault, result.outcomes, target.references, rows, (began, ended + 31.0),
         recovered_s, ended - began,
     )  # fmt: skip
     report.notes = [*notes, f"load average at the fault: {load_at_fault}"]

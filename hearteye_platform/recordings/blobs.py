@@ -67,7 +67,7 @@ def s3_client(
     """HeartEye's boto3 S3 client: path-style addressing (MinIO and SeaweedFS on a bare host name
     or address), three attempts. Without a key pair, credentials are boto3's own
     (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``, its config files)."""
-    import boto3
+    import boto3.session
     from botocore.config import Config
 
     keys = (
@@ -75,7 +75,9 @@ def s3_client(
         if access_key and secret_key
         else {}
     )
-    return boto3.client(
+    # A session of its own: boto3's default session keeps the first credentials it resolved for
+    # the whole process, so a later change of AWS_* (another stack, a rotated key) went unseen.
+    return boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint_url,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),

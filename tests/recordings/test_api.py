@@ -105,7 +105,7 @@ def test_upload_analyse_read_back_delete(
 
     # another clinician sees nothing of it; an admin sees it, with the owner
     other = api.headers("olga")
-    api.add_user("olga", "clinician", "olga-password-123")
+    api.add_user("olga", "clinician", "quiet-harbour-7731")
     assert api.client.get(f"/api/v1/recordings/{rec['id']}", headers=other).status_code == 404
     assert api.client.get(f"/api/v1/analyses/{done['id']}", headers=other).status_code == 404
     assert api.client.get("/api/v1/recordings", headers=other).json()["total"] == 0
