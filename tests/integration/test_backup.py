@@ -163,11 +163,15 @@ def _wipe(plan: Any) -> None:
     """What a lost server leaves: mlflow stopped, the databases dropped and recreated empty
     (the stack's own init script: roles and CONNECT rights as on a new server), the bucket empty."""
     import stack_services
+    import stack_supervisor
     from stack_process import stop_all
 
+    # The supervisor first: it would restart the stopped mlflow (outside this test's plan).
+    stack_supervisor.stop_supervisor(plan)
     mlflow = [p for p in plan.processes if p.name in ("mlflow", "mlflow-metrics")]
     stop_all(mlflow)
     plan.processes = [p for p in plan.processes if p not in mlflow]
+    plan.save()
     conn = psycopg2.connect(plan.pg_admin_url)
     try:
         conn.autocommit = True
