@@ -135,9 +135,16 @@ def prepare(state_dir: Path, mitdb: Path, home: Path) -> Target:
     references = []
     with httpx.Client(base_url=plan.url, headers=auth, timeout=60) as http:
         for body in bodies:
-            response = http.post(
-                "/api/v1/predict", content=body, headers={"Content-Type": "application/json"}
-            )
+            # nginx balances over the instances: one may still be loading the version just
+            # promoted (503) after another answered /ready.
+            deadline = time.monotonic() + 300
+            while True:
+                response = http.post(
+                    "/api/v1/predict", content=body, headers={"Content-Type": "application/json"}
+                )
+                if response.status_code != 503 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
             response.raise_for_status()
             references.append(answer_digest(response.content))
     return Target(
