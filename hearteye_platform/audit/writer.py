@@ -91,6 +91,7 @@ class AuditWriter:
         self._work = threading.Lock()  # one of (background thread, flush) touches DB/spool
         self._counts = threading.Lock()
         self._stop = threading.Event()
+        self._ready = threading.Event()  # set by submit(): the queue holds records
         self._thread: threading.Thread | None = None
         self._closed = False
         self._retry_at = 0.0
@@ -131,6 +132,7 @@ class AuditWriter:
         self._settle(-1)
         try:
             self._queue.put_nowait(record)
+            self._ready.set()
         except queue.Full:
             self._settle(1)
             logger.warning("audit queue full: spooling %s in the request thread", record.request_id)
@@ -151,7 +153,7 @@ class AuditWriter:
                 if self._pending() == 0 or time.monotonic() >= deadline:
                     self._replay(force=True, deadline=deadline)
                     return self._pending() == 0 and self.spool.count() == 0
-            # The background thread took a batch and lingers before writing it: let it finish.
+            # A submit() in another thread is between counting its record and queueing it.
             time.sleep(0.005)
 
     def close(self, timeout_s: float = 30.0) -> None:
@@ -194,18 +196,17 @@ class AuditWriter:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                first: AuditRecord | None = self._queue.get(timeout=self._poll_interval_s)
-            except queue.Empty:
-                first = None
-            if first is not None and self._linger_s > 0:
+            # Records leave the queue only under ``_work``: a record taken outside it could be
+            # overtaken by a flush() storing the ones queued after it (the spool's order).
+            if self._ready.wait(self._poll_interval_s) and self._linger_s > 0:
                 self._stop.wait(self._linger_s)  # let the batch fill (close() cuts it short)
+            self._ready.clear()  # before taking: a record queued after this sets it again
             with self._work:
                 try:
-                    batch = [first] if first is not None else []
-                    batch += self._take(self._batch_size - len(batch))
-                    if batch:
+                    if batch := self._take(self._batch_size):
                         self._store(batch)
+                    if not self._queue.empty():
+                        self._ready.set()
                     if time.monotonic() >= self._next_replay:
                         self._adopt_orphans()
                         self._replay(force=False, deadline=time.monotonic() + 1.0)

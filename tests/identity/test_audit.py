@@ -227,6 +227,21 @@ def test_unavailable_database_spools_then_replays(platform_db: PlatformDb, tmp_p
         assert {r.request_id for r in query_audit(session)} == {i.request_id for i in items}
 
 
+def test_flush_never_overtakes_a_record_the_thread_is_batching(tmp_path: Path) -> None:
+    """The spool keeps submission order even when flush() runs while the thread lingers."""
+    dead = create_db_engine(dead_engine_url(), connect_timeout_s=1)
+    items = [record() for _ in range(5)]
+    with AuditWriter(dead, tmp_path / "spool", poll_interval_s=0.01, linger_s=0.5) as writer:
+        writer.submit(items[0])
+        time.sleep(0.1)  # the thread has seen it and lingers for the batch to fill
+        for item in items[1:]:
+            writer.submit(item)
+        assert not writer.flush(timeout_s=5)
+    dead.dispose()
+    stored = [json.loads(p.read_text())["request_id"] for p in writer.spool.pending(10)]
+    assert stored == [item.request_id for item in items]
+
+
 def test_background_thread_replays_without_flush(platform_db: PlatformDb, tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     writer = AuditWriter(platform_db.engine, spool, replay_interval_s=0.05)
